@@ -14,7 +14,7 @@ import re
 from urllib.parse import quote
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestedRangeNotSatisfiable
+from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed, NotFound, RequestedRangeNotSatisfiable
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import FileWrapper
 
@@ -83,6 +83,7 @@ class RegistryAPI:
         }
 
     def __call__(self, request: Request) -> Response:
+        route = None
         try:
             route, args = URL_MAP.bind_to_environ(request.environ).match()
             method = "GET" if request.method == "HEAD" else request.method
@@ -103,6 +104,13 @@ class RegistryAPI:
         except NotFound:
             return error_response(
                 RegistryError("UNSUPPORTED", f"no registry endpoint at {request.path}", status=404)
+            )
+        except ClientDisconnected:
+            return error_response(
+                RegistryError(
+                    "MANIFEST_INVALID" if route == "manifest" else "BLOB_UPLOAD_INVALID",
+                    f"the request body ended before its Content-Length ({request.content_length} bytes) arrived",
+                )
             )
         except HTTPException as error:  # werkzeug's own: a broken body, a bad header
             return error_response(
@@ -366,7 +374,7 @@ def paginate(
     """Apply ``n`` and ``last``; return the page and, when more follow, a Link header."""
     raw_n = request.args.get("n")
     last = request.args.get("last")
-    if raw_n is None:
+    if not raw_n:  # absent or empty, as the reference reads it
         n = default
     elif raw_n.isdigit() and raw_n.isascii():
         n = int(raw_n)
