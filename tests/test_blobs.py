@@ -48,6 +48,7 @@ def test_get_ignores_odd_accept_headers(client, digest):
         ("bytes=-5", 1019, 1023),
         ("bytes=1000-5000", 1000, 1023),  # an end past the blob is clamped
         ("bytes=1023-1023", 1023, 1023),
+        ("bytes=-5000", 0, 1023),  # a suffix longer than the blob is all of it (RFC 9110)
     ],
 )
 def test_range_requests_answer_206(client, digest, range_header, start, end):
@@ -58,7 +59,14 @@ def test_range_requests_answer_206(client, digest, range_header, start, end):
     assert response.headers["Content-Length"] == str(end - start + 1)
 
 
-@pytest.mark.parametrize("range_header", ["bytes=1024-", "bytes=2000-3000", "bytes=x-y"])
+@pytest.mark.parametrize("range_header", ["items=0-1", "bytes=0-1,3-4"])
+def test_ranges_that_may_be_ignored_serve_the_whole_blob(client, digest, range_header):
+    response = client.get(f"/v2/team/app/blobs/{digest}", headers={"Range": range_header})
+    assert response.status_code == 200
+    assert response.data == DATA
+
+
+@pytest.mark.parametrize("range_header", ["bytes=1024-", "bytes=2000-3000", "bytes=x-y", "bytes=3-1", "bytes=-0"])
 def test_unsatisfiable_range_is_416_with_the_size(client, digest, range_header):
     response = client.get(f"/v2/team/app/blobs/{digest}", headers={"Range": range_header})
     assert_error(response, 416, "RANGE_INVALID")

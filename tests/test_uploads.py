@@ -131,13 +131,25 @@ def test_status_get_answers_204_with_range(client):
     assert response.headers["Location"].endswith(location)
 
 
-def test_wrong_digest_is_digest_invalid_and_ends_the_session(registry, client):
+def test_wrong_digest_is_digest_invalid_and_drops_only_the_last_chunk(registry, client):
     location = path_of(start(client).headers["Location"])
-    response = client.put(f"{location}?digest={sha256(b'something else')}", data=BLOB)
+    client.patch(location, data=BLOB[:100])
+    response = client.put(f"{location}?digest={sha256(b'something else')}", data=BLOB[100:])
     error = assert_error(response, 400, "DIGEST_INVALID")
     assert error["detail"]["actual"] == sha256(BLOB)
-    assert_error(client.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
     assert client.head(f"/v2/team/app/blobs/{sha256(b'something else')}").status_code == 404
+    # As in the reference, the session survives, without the rejected chunk: the client can retry.
+    assert client.get(location).headers["Range"] == "0-99"
+    assert client.put(f"{location}?digest={sha256(BLOB)}", data=BLOB[100:]).status_code == 201
+
+
+def test_all_digests_given_must_match(registry, client):
+    sha512 = "sha512:" + hashlib.sha512(BLOB).hexdigest()
+    location = path_of(start(client).headers["Location"])
+    client.patch(location, data=BLOB)
+    assert_error(client.put(f"{location}?digest={sha256(BLOB)}&digest=sha512:{'0' * 128}"), 400, "DIGEST_INVALID")
+    assert client.put(f"{location}?digest={sha256(BLOB)}&digest={sha512}").status_code == 201
+    assert client.get(f"/v2/team/app/blobs/{sha512}").data == BLOB
 
 
 def test_put_without_digest_is_digest_invalid_and_keeps_the_session(client):
@@ -177,8 +189,11 @@ def test_sha512_upload(registry, client):
 
 
 def test_cancel_answers_204_and_forgets_the_session(client):
-    location = path_of(start(client).headers["Location"])
-    assert client.delete(location).status_code == 204
+    response = start(client)
+    location = path_of(response.headers["Location"])
+    cancelled = client.delete(location)
+    assert cancelled.status_code == 204
+    assert cancelled.headers["Docker-Upload-UUID"] == response.headers["Docker-Upload-UUID"]
     assert_error(client.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
     assert_error(client.patch(location, data=b"x"), 404, "BLOB_UPLOAD_UNKNOWN")
     assert_error(client.delete(location), 404, "BLOB_UPLOAD_UNKNOWN")

@@ -174,6 +174,7 @@ class RegistryAPI:
         response.headers["Docker-Content-Digest"] = digest
         response.headers["Cache-Control"] = "max-age=31536000"
         response.set_etag(digest)
+        serve_whole_blob_where_rfc_allows(request, len(view))
         try:
             return response.make_conditional(request, accept_ranges=True, complete_length=len(view))
         except RequestedRangeNotSatisfiable:
@@ -236,13 +237,19 @@ class RegistryAPI:
         for digest in digests:
             check_digest(digest)
         with upload.lock:
+            checkpoint = upload.checkpoint()
             upload.append(request.stream, chunk_length(request, upload))
-            self.store.complete_upload(upload, digests)
+            try:
+                self.store.complete_upload(upload, digests)
+            except RegistryError:
+                # Like the reference, the session survives a wrong digest; the last chunk does not.
+                upload.restore(checkpoint)
+                raise
         return blob_created(request, name, digests[0])
 
     def cancel_upload(self, request: Request, name: str, upload_id: str) -> Response:
         self.store.cancel_upload(self.store.upload(name, upload_id))
-        return empty_response(204)
+        return empty_response(204, {"Docker-Upload-UUID": upload_id})
 
     # referrers
 
@@ -320,6 +327,21 @@ def referrer_descriptor(manifest: Manifest) -> Dict[str, Any]:
 
 
 # request parsing
+
+
+def serve_whole_blob_where_rfc_allows(request: Request, size: int) -> None:
+    """Adjust the Range header where werkzeug would answer 416 but RFC 9110 serves content.
+
+    A suffix longer than the blob means all of it; other units, and several
+    ranges at once, may be ignored (a plain 200).
+    """
+    parsed = request.range
+    if parsed is None:  # absent, or malformed: 416, as the reference answers
+        return
+    if parsed.units != "bytes" or len(parsed.ranges) > 1:
+        del request.environ["HTTP_RANGE"]
+    elif parsed.ranges[0][0] < 0 and -parsed.ranges[0][0] > size:
+        request.environ["HTTP_RANGE"] = "bytes=0-"
 
 
 def read_limited(request: Request, limit: int, what: str) -> bytes:

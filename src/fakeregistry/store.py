@@ -134,11 +134,10 @@ class Store:
             self.uploads.pop(upload.id, None)
 
     def complete_upload(self, upload: Upload, digests: List[str]) -> None:
-        """Verify the session against each digest and store its bytes; the session ends either way."""
+        """Store the session's bytes once they match every digest, and end the session."""
         for digest in digests:
             actual = upload.digest(check_digest(digest))
             if actual != digest:
-                self.cancel_upload(upload)
                 raise RegistryError(
                     "DIGEST_INVALID",
                     f"the upload's content has digest {actual}, not {digest}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Optional, Tuple
 
 from .errors import RegistryError
 
@@ -31,9 +31,17 @@ class Upload:
     def size(self) -> int:
         return len(self.buffer)
 
+    def checkpoint(self) -> Tuple[int, "hashlib._Hash"]:
+        return len(self.buffer), self.hasher.copy()
+
+    def restore(self, checkpoint: Tuple[int, "hashlib._Hash"]) -> None:
+        size, hasher = checkpoint
+        del self.buffer[size:]
+        self.hasher = hasher
+
     def append(self, stream: BinaryIO, expected_length: Optional[int] = None) -> int:
         """Read ``stream`` to its end into the session; return the bytes added."""
-        start, saved_hasher = len(self.buffer), self.hasher.copy()
+        checkpoint = self.checkpoint()
         try:
             while True:
                 chunk = stream.read(READ_SIZE)
@@ -41,7 +49,7 @@ class Upload:
                     break
                 self.hasher.update(chunk)
                 self.buffer += chunk
-            received = len(self.buffer) - start
+            received = len(self.buffer) - checkpoint[0]
             if expected_length is not None and received != expected_length:
                 raise RegistryError(
                     "SIZE_INVALID",
@@ -49,8 +57,7 @@ class Upload:
                     detail={"expected": expected_length, "received": received},
                 )
         except BaseException:
-            del self.buffer[start:]
-            self.hasher = saved_hasher
+            self.restore(checkpoint)
             raise
         return received
 
