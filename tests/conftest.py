@@ -13,6 +13,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 from fakeregistry import FakeRegistry
+from helpers import ExchangeLog
 
 
 @pytest.fixture
@@ -39,7 +40,8 @@ class LiveServer:
 def live_server(registry: FakeRegistry) -> Iterator[LiveServer]:
     """The registry on a real loopback socket, for clients that are not in-process."""
     server = make_server("127.0.0.1", 0, registry, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits out the poll interval: the default 0.5 s would be paid by every test.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield LiveServer(registry, f"127.0.0.1:{server.server_port}")
@@ -47,6 +49,14 @@ def live_server(registry: FakeRegistry) -> Iterator[LiveServer]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture
+def http_log(registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> ExchangeLog:
+    """Every request the registry answers from now on, for tests of how a client talks to it."""
+    log = ExchangeLog(registry.api)
+    monkeypatch.setattr(registry, "api", log)
+    return log
 
 
 def require_tool(name: str) -> str:

@@ -76,9 +76,10 @@ class ExchangeLog:
 
     def __call__(self, request: Request) -> Response:
         response = self.api(request)
-        self.exchanges.append(
-            Exchange(request.method, request.path, dict(request.args), dict(request.headers), response.status_code)
+        exchange = Exchange(
+            request.method, request.path, dict(request.args), dict(request.headers), response.status_code
         )
+        self.exchanges.append(exchange)
         return response
 
     def __getattr__(self, name: str) -> Any:  # delete_enabled and the like
