@@ -237,13 +237,13 @@ class RegistryAPI:
         for digest in digests:
             check_digest(digest)
         with upload.lock:
-            checkpoint = upload.checkpoint()
+            size_before = upload.size
             upload.append(request.stream, chunk_length(request, upload))
             try:
                 self.store.complete_upload(upload, digests)
             except RegistryError:
                 # Like the reference, the session survives a wrong digest; the last chunk does not.
-                upload.restore(checkpoint)
+                upload.truncate(size_before)
                 raise
         return blob_created(request, name, digests[0])
 

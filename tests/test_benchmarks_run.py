@@ -1,0 +1,18 @@
+"""The benchmark scripts keep working (a smoke run; figures are never asserted in tests)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_core_benchmark_smoke_run():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_core.py"), "--quick", "--no-rss", "--seconds", "0.1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "push, chunked" in result.stdout and "pull" in result.stdout
