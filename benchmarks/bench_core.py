@@ -115,7 +115,9 @@ def call(app: Callable[..., Iterable[bytes]], environ: Environ, expect: str) -> 
         if close is not None:
             close()
     if not start_response.status.startswith(expect):
-        raise RuntimeError(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}: {start_response.status}, expected {expect}")
+        raise RuntimeError(
+            f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}: {start_response.status}, expected {expect}"
+        )
     return start_response
 
 
@@ -414,14 +416,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def report(small: Dict[str, Any], blobs: Dict[str, Any], rss: Dict[str, Any], args: argparse.Namespace, elapsed: float) -> int:
+def report(
+    small: Dict[str, Any], blobs: Dict[str, Any], rss: Dict[str, Any], args: argparse.Namespace, elapsed: float
+) -> int:
     size, chunk_size = blobs["size"], blobs["chunk_size"]
     failures = 0
     width = 78
     print("=" * width)
-    print(f"fakeregistry {fakeregistry.__version__} core benchmark" + ("  [--quick: small sizes, indicative only]" if args.quick else ""))
     print(
-        f"Python {platform.python_version()} ({platform.python_implementation()}), werkzeug {metadata.version('werkzeug')}, "
+        f"fakeregistry {fakeregistry.__version__} core benchmark"
+        + ("  [--quick: small sizes, indicative only]" if args.quick else "")
+    )
+    print(
+        f"Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"werkzeug {metadata.version('werkzeug')}, "
         f"{platform.system()} {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPUs"
     )
     runs = "one run" if args.repeats == 1 else f"the best of {args.repeats} runs"
@@ -455,7 +463,8 @@ def report(small: Dict[str, Any], blobs: Dict[str, Any], rss: Dict[str, Any], ar
         ratio = speed / sha_speed
         ok = ratio >= PUSH_VS_SHA256_TARGET
         failures += not ok
-        print(f"  {label:40} {speed:8.0f} {ratio:9.2f}x {'>= ' + format(PUSH_VS_SHA256_TARGET, '.2f') + 'x':>12} {verdict(ok):>7}")
+        target = f">= {PUSH_VS_SHA256_TARGET:.2f}x"
+        print(f"  {label:40} {speed:8.0f} {ratio:9.2f}x {target:>12} {verdict(ok):>7}")
     pull_speed = size / min(blobs["pull"]) / MB
     ok = pull_speed >= PULL_TARGET_MB_S
     failures += not ok
@@ -501,7 +510,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 32 MiB blob, two repetitions, short loops")
     parser.add_argument("--blob-mib", type=float, help="blob size in MiB (default 256, 32 with --quick)")
     parser.add_argument("--chunk-mib", type=float, default=8, help="chunk size for the chunked push (default 8)")
-    parser.add_argument("--repeats", type=int, help="repetitions of each big-blob measurement (default 3, 2 with --quick)")
+    parser.add_argument(
+        "--repeats", type=int, help="repetitions of each big-blob measurement (default 3, 2 with --quick)"
+    )
     parser.add_argument("--seconds", type=float, help="time for the small-request loops (default 2, 0.4 with --quick)")
     parser.add_argument("--no-rss", action="store_true", help="skip the RSS subprocess measurements")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when a target fails")

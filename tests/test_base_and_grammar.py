@@ -1,6 +1,7 @@
 """The base route, the API version header, and the name/tag/digest grammar on every route."""
 
 import pytest
+
 from helpers import assert_error, sha256
 
 DIGEST = sha256(b"x")

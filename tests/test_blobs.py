@@ -1,11 +1,10 @@
 """The blob route: GET, HEAD, ranges, conditional requests, DELETE."""
 
 import pytest
-from helpers import assert_error, sha256
-
 from werkzeug.test import Client
 
 from fakeregistry import FakeRegistry
+from helpers import assert_error, sha256
 
 DATA = bytes(range(256)) * 4  # 1024 bytes
 

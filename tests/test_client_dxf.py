@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 import pytest
 import requests
 from dxf import DXF, DXFBase
+
 from helpers import sha256
 
 REPO = "team/blobs"

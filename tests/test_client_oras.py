@@ -19,6 +19,7 @@ import oras.decorator
 import oras.oci
 import pytest
 import requests
+
 from helpers import OCI_MANIFEST, sha256
 
 REPO = "team/artifact"

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import parse_qs
 
 import pytest
-
 from conftest import LiveServer, require_tool
+
 from fakeregistry import FakeRegistry
 from oci_layout import OCIImage, build_image, read_blob, read_manifest, write_layout
 

@@ -1,6 +1,7 @@
 """Tag and catalog listings, with n/last pagination."""
 
 import pytest
+
 from helpers import assert_error
 
 

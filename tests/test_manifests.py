@@ -4,6 +4,9 @@ import hashlib
 import json
 
 import pytest
+from werkzeug.test import Client
+
+from fakeregistry import FakeRegistry
 from helpers import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -17,9 +20,6 @@ from helpers import (
     manifest_for,
     sha256,
 )
-from werkzeug.test import Client
-
-from fakeregistry import FakeRegistry
 
 CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
 LAYER = b"layer bytes"
@@ -235,7 +235,9 @@ def test_invalid_manifests_are_manifest_invalid(registry, client, blobs, body):
 
 
 def test_unknown_content_type_is_manifest_invalid(client, blobs):
-    error = assert_error(put(client, "v1", manifest_for(CONFIG, LAYER), "application/x-whatever"), 400, "MANIFEST_INVALID")
+    error = assert_error(
+        put(client, "v1", manifest_for(CONFIG, LAYER), "application/x-whatever"), 400, "MANIFEST_INVALID"
+    )
     assert "application/x-whatever" in error["message"]
 
 

@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from helpers import DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST, descriptor, sha256
 
 from fakeregistry import BlobUnknown, FakeRegistry, ManifestUnknown, NameUnknown, RegistryError
+from helpers import DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST, descriptor, sha256
 
 
 def test_put_blob_returns_the_sha256_and_stores_the_bytes(registry):
@@ -96,7 +96,9 @@ def test_put_manifest_bytes_are_stored_as_given(registry):
 
 def test_put_manifest_validates_like_the_http_api(registry):
     with pytest.raises(RegistryError) as raised:
-        registry.put_manifest("team/app", "v1", {"schemaVersion": 2, "config": descriptor(OCI_CONFIG, b"{}"), "layers": []})
+        registry.put_manifest(
+            "team/app", "v1", {"schemaVersion": 2, "config": descriptor(OCI_CONFIG, b"{}"), "layers": []}
+        )
     assert raised.value.code == "MANIFEST_BLOB_UNKNOWN"
     with pytest.raises(RegistryError) as raised:
         registry.put_manifest("team/app", "-bad-tag", b"{}")

@@ -5,8 +5,9 @@ import io
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from helpers import assert_error, sha256
 from werkzeug.test import Client
+
+from helpers import assert_error, sha256
 
 BLOB = b"0123456789" * 100
 
@@ -59,7 +60,10 @@ def test_chunked_upload_with_content_range(registry, client):
         response = client.patch(
             location,
             data=chunk,
-            headers={"Content-Range": f"{offset}-{offset + len(chunk) - 1}", "Content-Type": "application/octet-stream"},
+            headers={
+                "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                "Content-Type": "application/octet-stream",
+            },
         )
         assert response.status_code == 202, response.data
         assert response.headers["Range"] == f"0-{offset + len(chunk) - 1}"
@@ -87,9 +91,7 @@ def test_patch_with_bytes_prefixed_content_range(client):
 def test_patch_streamed_without_content_length(registry, client):
     # Transfer-Encoding: chunked bodies arrive de-chunked, without Content-Length.
     location = path_of(start(client).headers["Location"])
-    response = client.patch(
-        location, input_stream=io.BytesIO(BLOB), environ_overrides={"wsgi.input_terminated": True}
-    )
+    response = client.patch(location, input_stream=io.BytesIO(BLOB), environ_overrides={"wsgi.input_terminated": True})
     assert response.status_code == 202, response.data
     assert response.headers["Range"] == f"0-{len(BLOB) - 1}"
 
@@ -237,7 +239,11 @@ def test_mount_from_a_repository_that_has_the_blob(registry, client):
 
 def test_mount_falls_back_to_an_upload_when_the_source_lacks_the_blob(registry, client):
     digest = registry.put_blob("elsewhere", BLOB)
-    for query in (f"mount={digest}&from=source/repo", f"mount={digest}&from=Bad..Name", "mount=sha256:bad&from=elsewhere"):
+    for query in (
+        f"mount={digest}&from=source/repo",
+        f"mount={digest}&from=Bad..Name",
+        "mount=sha256:bad&from=elsewhere",
+    ):
         response = client.post(f"/v2/team/app/blobs/uploads/?{query}")
         assert response.status_code == 202, query
         assert response.headers["Range"] == "0-0"
@@ -269,9 +275,7 @@ def test_body_that_breaks_off_leaves_the_session_as_it_was(registry, client):
     location = path_of(start(client).headers["Location"])
     client.patch(location, data=b"abc")
     # Content-Length promises 100 bytes; the connection ends after 7.
-    response = client.patch(
-        location, input_stream=io.BytesIO(b"partial"), environ_overrides={"CONTENT_LENGTH": "100"}
-    )
+    response = client.patch(location, input_stream=io.BytesIO(b"partial"), environ_overrides={"CONTENT_LENGTH": "100"})
     assert_error(response, 400, "BLOB_UPLOAD_INVALID")
     assert client.get(location).headers["Range"] == "0-2"
     assert client.put(f"{location}?digest={sha256(b'abcdef')}", data=b"def").status_code == 201

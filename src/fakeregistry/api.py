@@ -11,15 +11,21 @@ from __future__ import annotations
 import json
 import logging
 import re
-from urllib.parse import quote
 from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import quote
 
-from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed, NotFound, RequestedRangeNotSatisfiable
+from werkzeug.exceptions import (
+    ClientDisconnected,
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    RequestedRangeNotSatisfiable,
+)
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import FileWrapper
 
 from .errors import RegistryError
-from .grammar import check_digest, check_name, check_reference, is_digest
+from .grammar import check_digest, check_name, check_reference
 from .manifests import MAX_MANIFEST_SIZE, OCI_INDEX
 from .routing import URL_MAP
 from .store import Manifest, Store
@@ -102,9 +108,7 @@ class RegistryAPI:
                 )
             )
         except NotFound:
-            return error_response(
-                RegistryError("UNSUPPORTED", f"no registry endpoint at {request.path}", status=404)
-            )
+            return error_response(RegistryError("UNSUPPORTED", f"no registry endpoint at {request.path}", status=404))
         except ClientDisconnected:
             return error_response(
                 RegistryError(
@@ -113,9 +117,7 @@ class RegistryAPI:
                 )
             )
         except HTTPException as error:  # werkzeug's own: a broken body, a bad header
-            return error_response(
-                RegistryError("UNSUPPORTED", error.description, status=error.code or 400)
-            )
+            return error_response(RegistryError("UNSUPPORTED", error.description, status=error.code or 400))
 
     # base and listings
 

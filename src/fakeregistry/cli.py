@@ -23,8 +23,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     registry = FakeRegistry(delete_enabled=args.delete_enabled)
     server = make_server(args.host, args.port, registry, threaded=True)
-    host, port = server.server_address[:2]
-    print(f"fakeregistry serving http://{host}:{port}", flush=True)
+    print(f"fakeregistry serving http://{args.host}:{server.port}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

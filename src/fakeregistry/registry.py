@@ -6,7 +6,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Union
 
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
 
 from .api import RegistryAPI, error_response
 from .errors import RegistryError

@@ -180,9 +180,7 @@ class Store:
                 if child not in repository.manifests
             ]
             if unknown:
-                raise RegistryError(
-                    unknown[0].code, unknown[0].message, detail=unknown[0].detail, also=unknown[1:]
-                )
+                raise RegistryError(unknown[0].code, unknown[0].message, detail=unknown[0].detail, also=unknown[1:])
             repository = self._repository_for_write(name)
             repository.manifests[digest] = manifest
             if not is_digest(reference):

@@ -17,7 +17,7 @@ import hashlib
 import queue
 import threading
 import uuid
-from typing import BinaryIO, Iterator, Optional, Tuple
+from typing import IO, Iterator, Optional, Tuple
 
 from .errors import RegistryError
 
@@ -44,7 +44,7 @@ class Upload:
         del self.buffer[size:]
         self.hash.restart(memoryview(self.buffer))
 
-    def append(self, stream: BinaryIO, expected_length: Optional[int] = None) -> int:
+    def append(self, stream: IO[bytes], expected_length: Optional[int] = None) -> int:
         """Read ``stream`` to its end into the session; return the bytes added."""
         start = len(self.buffer)
         try:
@@ -84,9 +84,7 @@ class Upload:
 _spare_buffers: "queue.SimpleQueue[bytearray]" = queue.SimpleQueue()
 
 
-def read_chunks(
-    stream: BinaryIO, expected_length: Optional[int]
-) -> Iterator[Tuple[memoryview, Optional[bytearray]]]:
+def read_chunks(stream: IO[bytes], expected_length: Optional[int]) -> Iterator[Tuple[memoryview, Optional[bytearray]]]:
     """The stream's bytes as (chunk, spare buffer holding it or None), up to READ_SIZE each.
 
     A body that may be small is first read plainly, so it costs no buffer; the
@@ -153,7 +151,9 @@ class SessionHash:
             self._chunks = None
 
     def _hash_chunks(
-        self, chunks: "queue.Queue[Optional[Tuple[memoryview, Optional[bytearray]]]]", previous: Optional[threading.Thread]
+        self,
+        chunks: "queue.Queue[Optional[Tuple[memoryview, Optional[bytearray]]]]",
+        previous: Optional[threading.Thread],
     ) -> None:
         if previous is not None:
             previous.join()
