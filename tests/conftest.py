@@ -13,7 +13,6 @@ from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 from fakeregistry import FakeRegistry
-from helpers import ExchangeLog
 
 
 @pytest.fixture
@@ -49,14 +48,6 @@ def live_server(registry: FakeRegistry) -> Iterator[LiveServer]:
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-@pytest.fixture
-def http_log(registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> ExchangeLog:
-    """Every request the registry answers from now on, for tests of how a client talks to it."""
-    log = ExchangeLog(registry.api)
-    monkeypatch.setattr(registry, "api", log)
-    return log
 
 
 def require_tool(name: str) -> str:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List
+from typing import Any, Dict, List
 
 from werkzeug.test import TestResponse
-from werkzeug.wrappers import Request, Response
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -50,40 +48,3 @@ def manifest_for(config: bytes, *layers: bytes, **extra: Any) -> bytes:
         **extra,
     }
     return json.dumps(document).encode()
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One request the registry answered, as the HTTP API saw it."""
-
-    method: str
-    path: str
-    args: Dict[str, str]
-    headers: Dict[str, str]
-    status: int
-
-
-class ExchangeLog:
-    """Records every exchange: wraps ``FakeRegistry.api``, the handler its WSGI entry point calls.
-
-    Lets a test assert *how* a real client talked to the registry (a chunked
-    PUT, a series of PATCHes...), not only that the bytes arrived.
-    """
-
-    def __init__(self, api: Callable[[Request], Response]) -> None:
-        self.api = api
-        self.exchanges: List[Exchange] = []
-
-    def __call__(self, request: Request) -> Response:
-        response = self.api(request)
-        exchange = Exchange(
-            request.method, request.path, dict(request.args), dict(request.headers), response.status_code
-        )
-        self.exchanges.append(exchange)
-        return response
-
-    def __getattr__(self, name: str) -> Any:  # delete_enabled and the like
-        return getattr(self.api, name)
-
-    def matching(self, method: str, path_part: str = "") -> List[Exchange]:
-        return [e for e in self.exchanges if e.method == method and path_part in e.path]

@@ -121,16 +121,17 @@ def test_stored_manifest_keeps_config_annotations_and_titles(oras_client, live_s
         assert layers[name]["size"] == len(FILES[name])
 
 
-def test_chunked_push_sends_contiguous_patches(oras_client, live_server, artifact, http_log, tmp_path):
+def test_chunked_push_sends_contiguous_patches(oras_client, live_server, artifact, tmp_path):
     push(oras_client, live_server, do_chunked=True, chunk_size=1024 * 1024)
 
     manifest = stored_manifest(live_server)
     data_digest = manifest["layers"][1]["digest"]
     assert live_server.registry.get_blob(REPO, data_digest) == DATA
     # data.bin's session: one PATCH per MiB, each Content-Range continuing the last.
-    completions = http_log.matching("PUT", "/blobs/uploads/")
-    session = next(e.path for e in completions if e.args["digest"] == data_digest)
-    ranges = [e.headers["Content-Range"] for e in http_log.matching("PATCH", session)]
+    completions = live_server.registry.requests.filter(route="blob-upload-chunk", method="PUT")
+    session = next(r.upload_id for r in completions if r.args["digest"] == data_digest)
+    patches = live_server.registry.requests.filter(method="PATCH")
+    ranges = [r.headers["Content-Range"] for r in patches if r.upload_id == session]
     assert ranges == ["0-1048575", "1048576-2097151", "2097152-3145727", "3145728-3145732"]
 
     oras_client.pull(target(live_server), outdir=str(tmp_path / "pulled"))

@@ -16,8 +16,7 @@ import random
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
-from urllib.parse import parse_qs
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 import pytest
 from conftest import LiveServer, require_tool
@@ -26,7 +25,7 @@ from fakeregistry import FakeRegistry
 from oci_layout import OCIImage, build_image, read_blob, read_manifest, write_layout
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    pass
 
 SKOPEO_TIMEOUT = 60  # seconds; each call takes well under one, so hitting this means a hang
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -35,46 +34,9 @@ DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-# the registry, recording what skopeo asked
-
-
-@dataclass(frozen=True)
-class Exchange:
-    method: str
-    path: str
-    query: str
-    status: int
-
-    def __str__(self) -> str:
-        query = f"?{self.query}" if self.query else ""
-        return f"{self.status} {self.method} {self.path}{query}"
-
-
-class RecordingRegistry(FakeRegistry):
-    """FakeRegistry that logs each request and its status: to assert on the protocol, and to debug failures."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.exchanges: List[Exchange] = []
-
-    def __call__(self, environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
-        def recording_start_response(status: str, headers, exc_info=None):  # type: ignore[no-untyped-def]
-            exchange = Exchange(
-                environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("QUERY_STRING", ""), int(status[:3])
-            )
-            self.exchanges.append(exchange)  # list.append is atomic: safe from the server's threads
-            return start_response(status, headers, exc_info)
-
-        return super().__call__(environ, recording_start_response)
-
-    def log(self) -> str:
-        return "\n".join(f"  {exchange}" for exchange in self.exchanges) or "  (no requests)"
-
-
-@pytest.fixture
-def registry() -> RecordingRegistry:
-    """Overrides conftest's ``registry``, so ``live_server`` serves a recording one."""
-    return RecordingRegistry()
+def log(registry: FakeRegistry) -> str:
+    """What skopeo asked, from the registry's journal: for failure messages."""
+    return "\n".join(f"  {record.describe()}" for record in registry.requests) or "  (no requests)"
 
 
 # skopeo, sandboxed
@@ -101,10 +63,10 @@ class Skopeo:
         ]
         result = subprocess.run(command, env=self.env, capture_output=True, timeout=SKOPEO_TIMEOUT)
         if result.returncode != 0:
-            registry: RecordingRegistry = self.server.registry  # type: ignore[assignment]
+            registry: FakeRegistry = self.server.registry  # type: ignore[assignment]
             pytest.fail(
                 f"skopeo {' '.join(args)} exited {result.returncode}:\n"
-                f"{result.stderr.decode(errors='replace')}\nHTTP exchanges:\n{registry.log()}",
+                f"{result.stderr.decode(errors='replace')}\nHTTP exchanges:\n{log(registry)}",
                 pytrace=False,
             )
         return result.stdout
@@ -201,7 +163,7 @@ def get_manifest(server: LiveServer, repository: str, reference: str) -> Tuple[i
 # tests
 
 
-def test_push_oci_layout(skopeo: Skopeo, registry: RecordingRegistry, layout: Path, image: OCIImage) -> None:
+def test_push_oci_layout(skopeo: Skopeo, registry: FakeRegistry, layout: Path, image: OCIImage) -> None:
     skopeo.copy(f"oci:{layout}:v1", skopeo.ref("team/app", "v1"))
 
     assert registry.tags("team/app") == ["v1"]
@@ -210,9 +172,7 @@ def test_push_oci_layout(skopeo: Skopeo, registry: RecordingRegistry, layout: Pa
     assert_blobs_stored(registry, "team/app", image)
 
 
-def test_push_converted_to_docker_v2s2(
-    skopeo: Skopeo, registry: RecordingRegistry, layout: Path, image: OCIImage
-) -> None:
+def test_push_converted_to_docker_v2s2(skopeo: Skopeo, registry: FakeRegistry, layout: Path, image: OCIImage) -> None:
     skopeo.copy(f"oci:{layout}:v1", skopeo.ref("team/docker-app", "v1"), "--format=v2s2")
 
     assert get_manifest(skopeo.server, "team/docker-app", "v1") == (200, DOCKER_MANIFEST)
@@ -226,7 +186,7 @@ def test_push_converted_to_docker_v2s2(
     assert_blobs_stored(registry, "team/docker-app", image)
 
 
-def test_inspect(skopeo: Skopeo, registry: RecordingRegistry, image: OCIImage) -> None:
+def test_inspect(skopeo: Skopeo, registry: FakeRegistry, image: OCIImage) -> None:
     seed(registry, "team/app", "v1", image)
     registry.put_manifest("team/app", "stable", image.manifest.data)
     reference = skopeo.ref("team/app", "v1")
@@ -242,11 +202,11 @@ def test_inspect(skopeo: Skopeo, registry: RecordingRegistry, image: OCIImage) -
 
 
 def test_copy_between_repositories_mounts_blobs(
-    skopeo: Skopeo, registry: RecordingRegistry, layout: Path, image: OCIImage
+    skopeo: Skopeo, registry: FakeRegistry, layout: Path, image: OCIImage
 ) -> None:
     # Pushed with skopeo, not seeded: skopeo mounts only blobs its cache has seen in the source repository.
     skopeo.copy(f"oci:{layout}:v1", skopeo.ref("team/app", "v1"))
-    registry.exchanges.clear()
+    registry.requests.clear()
 
     skopeo.copy(skopeo.ref("team/app", "v1"), skopeo.ref("other/app", "v1"))
 
@@ -255,16 +215,14 @@ def test_copy_between_repositories_mounts_blobs(
     # Each layer is mounted (201 to the POST), never uploaded again; the config, copied on
     # another path in containers/image, is uploaded.
     mounted = {
-        (query["mount"][0], query.get("from", [None])[0])
-        for exchange in registry.exchanges
-        if exchange.method == "POST" and exchange.path == "/v2/other/app/blobs/uploads/" and exchange.status == 201
-        for query in [parse_qs(exchange.query)]
-        if "mount" in query
+        (record.args["mount"], record.args.get("from"))
+        for record in registry.requests.filter(route="blob-upload", repository="other/app", status=201)
+        if "mount" in record.args
     }
-    assert mounted == {(digest, "team/app") for digest in image.layer_digests}, registry.log()
+    assert mounted == {(digest, "team/app") for digest in image.layer_digests}, log(registry)
 
 
-def test_pull_to_oci_layout(skopeo: Skopeo, registry: RecordingRegistry, tmp_path: Path, image: OCIImage) -> None:
+def test_pull_to_oci_layout(skopeo: Skopeo, registry: FakeRegistry, tmp_path: Path, image: OCIImage) -> None:
     seed(registry, "team/app", "v1", image)
     destination = tmp_path / "pulled"
 
@@ -276,7 +234,7 @@ def test_pull_to_oci_layout(skopeo: Skopeo, registry: RecordingRegistry, tmp_pat
         assert read_blob(destination, blob.digest) == blob.data
 
 
-def test_list_tags(skopeo: Skopeo, registry: RecordingRegistry, image: OCIImage) -> None:
+def test_list_tags(skopeo: Skopeo, registry: FakeRegistry, image: OCIImage) -> None:
     tags = ["1.0", "1.1", "latest", "v1"]
     seed(registry, "team/app", tags[0], image)
     for tag in tags[1:]:
@@ -288,7 +246,7 @@ def test_list_tags(skopeo: Skopeo, registry: RecordingRegistry, image: OCIImage)
     assert sorted(listing["Tags"]) == tags
 
 
-def test_delete(skopeo: Skopeo, registry: RecordingRegistry, image: OCIImage) -> None:
+def test_delete(skopeo: Skopeo, registry: FakeRegistry, image: OCIImage) -> None:
     other = build_image([{"other.txt": b"another image\n"}])
     seed(registry, "team/app", "v1", image)
     seed(registry, "team/app", "v2", other)
@@ -296,7 +254,7 @@ def test_delete(skopeo: Skopeo, registry: RecordingRegistry, image: OCIImage) ->
     skopeo.registry_command("delete", skopeo.ref("team/app", "v1"))
 
     # skopeo resolves the tag and deletes by digest: the manifest goes, with its tag; the other image stays.
-    assert Exchange("DELETE", f"/v2/team/app/manifests/{image.digest}", "", 202) in registry.exchanges
+    registry.requests.assert_called(route="manifest", method="DELETE", reference=image.digest, status=202)
     assert registry.tags("team/app") == ["v2"]
     with pytest.raises(KeyError):
         registry.get_manifest("team/app", image.digest)

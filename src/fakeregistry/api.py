@@ -9,29 +9,20 @@ raised as ``RegistryError`` and rendered by ``error_response``.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
-from werkzeug.exceptions import (
-    ClientDisconnected,
-    HTTPException,
-    MethodNotAllowed,
-    NotFound,
-    RequestedRangeNotSatisfiable,
-)
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestedRangeNotSatisfiable
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import FileWrapper
 
 from .errors import RegistryError
 from .grammar import check_digest, check_name, check_reference
 from .manifests import MAX_MANIFEST_SIZE, OCI_INDEX
-from .routing import URL_MAP
+from .routing import Route
 from .store import Manifest, Store
 from .uploads import READ_SIZE, Upload
-
-log = logging.getLogger("fakeregistry")
 
 CATALOG_DEFAULT_PAGE = 100
 CATALOG_MAX_PAGE = 1000  # the reference rejects larger pages; clamping serves clients that ask for more
@@ -88,36 +79,22 @@ class RegistryAPI:
             ("referrers", "GET"): self.get_referrers,
         }
 
-    def __call__(self, request: Request) -> Response:
-        route = None
+    def handle(self, request: Request, route: Route) -> Response:
+        """The answer to ``request``; a client mistake raises ``RegistryError``."""
+        if route.name is None:
+            raise unrouted(request, route)
         try:
-            route, args = URL_MAP.bind_to_environ(request.environ).match()
+            if route.repository is not None:
+                check_name(route.repository)
             method = "GET" if request.method == "HEAD" else request.method
-            if "name" in args:
-                check_name(args["name"])
-            return self.handlers[route, method](request, **args)
-        except RegistryError as error:
-            return error_response(error)
-        except MethodNotAllowed as error:
-            allowed = ", ".join(error.valid_methods or ())
-            return error_response(
-                RegistryError(
-                    "UNSUPPORTED",
-                    f"{request.method} is not allowed on {request.path}; allowed: {allowed}",
-                    headers={"Allow": allowed},
-                )
-            )
-        except NotFound:
-            return error_response(RegistryError("UNSUPPORTED", f"no registry endpoint at {request.path}", status=404))
+            return self.handlers[route.name, method](request, **route.args)
         except ClientDisconnected:
-            return error_response(
-                RegistryError(
-                    "MANIFEST_INVALID" if route == "manifest" else "BLOB_UPLOAD_INVALID",
-                    f"the request body ended before its Content-Length ({request.content_length} bytes) arrived",
-                )
-            )
-        except HTTPException as error:  # werkzeug's own: a broken body, a bad header
-            return error_response(RegistryError("UNSUPPORTED", error.description, status=error.code or 400))
+            raise RegistryError(
+                "MANIFEST_INVALID" if route.name == "manifest" else "BLOB_UPLOAD_INVALID",
+                f"the request body ended before its Content-Length ({request.content_length} bytes) arrived",
+            ) from None
+        except HTTPException as error:  # werkzeug's own: a bad header, say
+            raise RegistryError("UNSUPPORTED", error.description, status=error.code or 400) from None
 
     # base and listings
 
@@ -273,6 +250,17 @@ class RegistryAPI:
 
 
 # answers
+
+
+def unrouted(request: Request, route: Route) -> RegistryError:
+    if route.allowed_methods:
+        allowed = ", ".join(route.allowed_methods)
+        return RegistryError(
+            "UNSUPPORTED",
+            f"{request.method} is not allowed on {request.path}; allowed: {allowed}",
+            headers={"Allow": allowed},
+        )
+    return RegistryError("UNSUPPORTED", f"no registry endpoint at {request.path}", status=404)
 
 
 def json_response(

@@ -109,3 +109,14 @@ class UploadUnknown(RegistryError, KeyError):
         )
 
     __str__ = Exception.__str__
+
+
+class InternalError(AssertionError):
+    """The fake itself failed while answering (a bug in fakeregistry, never the client's doing)."""
+
+    def __init__(self, errors: Sequence[BaseException]) -> None:
+        import traceback
+
+        self.errors = list(errors)
+        details = "\n".join("".join(traceback.format_exception(type(e), e, e.__traceback__)) for e in self.errors)
+        super().__init__(f"fakeregistry failed on {len(self.errors)} request(s) with a 500:\n{details}")

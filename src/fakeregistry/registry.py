@@ -6,20 +6,26 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Union
 
+from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request
 
 from .api import RegistryAPI, error_response
-from .errors import RegistryError
+from .errors import InternalError, RegistryError
 from .grammar import Bytes, check_name, check_reference, digest_of
 from .images import OCI_LAYER, Image, image_config, image_manifest
+from .journal import CountingBody, CountingInput, Journal, RequestRecord
+from .routing import match_route
 from .store import Store
 
 if TYPE_CHECKING:
+    import httpx
+    import requests_mock
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger("fakeregistry")
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+DEFAULT_HOST = "registry.test"
 
 
 class FakeRegistry:
@@ -31,9 +37,16 @@ class FakeRegistry:
     ['v1']
     """
 
-    def __init__(self, *, delete_enabled: bool = True) -> None:
+    def __init__(self, *, host: str = DEFAULT_HOST, delete_enabled: bool = True) -> None:
+        self.host = host  # where in-process clients reach it: requests to http(s)://<host>
         self.store = Store()
         self.api = RegistryAPI(self.store, delete_enabled=delete_enabled)
+        self.requests = Journal()
+        self.internal_errors: List[BaseException] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
 
     @property
     def delete_enabled(self) -> bool:
@@ -43,13 +56,62 @@ class FakeRegistry:
 
     def __call__(self, environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
         request = Request(environ)
+        route = match_route(request)
+        record = RequestRecord(
+            request.method,
+            request.path,
+            request.query_string.decode("latin-1"),
+            route.name,
+            route.repository,
+            route.reference,
+            route.args.get("upload_id"),
+            Headers(request.headers),
+        )
+        self.requests.append(record)
+        environ["wsgi.input"] = CountingInput(environ["wsgi.input"], record)
         try:
-            response = self.api(request)
+            response = self.api.handle(request, route)
+        except RegistryError as error:
+            response = error_response(error)
+            record.error = error.code
         except Exception as error:  # a bug in the fake, never the client's doing
             log.exception("fakeregistry failed on %s %s", request.method, request.path)
+            self.internal_errors.append(error)
             response = error_response(RegistryError("UNKNOWN", f"internal error in fakeregistry: {error!r}"))
+            record.error = "UNKNOWN"
+        record.status = response.status_code
         response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
-        return response(environ, start_response)
+        return CountingBody(response(environ, start_response), record)
+
+    def check_internal_errors(self) -> None:
+        """Raise ``InternalError`` if answering any request failed inside the fake (a 500)."""
+        if self.internal_errors:
+            errors, self.internal_errors = self.internal_errors, []
+            raise InternalError(errors)
+
+    # in-process clients
+
+    def mock_requests(self, mocker: Optional["requests_mock.Mocker"] = None) -> "requests_mock.Mocker":
+        """Serve ``requests`` calls to ``self.url`` (http and https) in-process; other hosts go through.
+
+        Without ``mocker``, returns a new ``requests_mock.Mocker(real_http=True)``
+        to use as a context manager; with one, adds this registry to it.
+        """
+        from .requests_glue import RequestsMatcher
+
+        if mocker is None:
+            import requests_mock
+
+            mocker = requests_mock.Mocker(real_http=True)
+        mocker.add_matcher(RequestsMatcher(self))
+        return mocker
+
+    def httpx_client(self, **options: Any) -> "httpx.Client":
+        """An ``httpx.Client`` talking to this registry in-process, with ``base_url`` set to ``self.url``."""
+        import httpx
+
+        options.setdefault("base_url", self.url)
+        return httpx.Client(transport=httpx.WSGITransport(app=self), **options)
 
     # seeding
 
@@ -107,8 +169,10 @@ class FakeRegistry:
         return Image(name, tag, digest, manifest, config_digest, tuple(layer_digests))
 
     def reset(self) -> None:
-        """Empty the registry: repositories, blobs, manifests, tags and upload sessions."""
+        """Empty the registry: repositories, blobs, manifests, tags, upload sessions and the journal."""
         self.store.clear()
+        self.requests.clear()
+        self.internal_errors.clear()
 
     # inspection
 

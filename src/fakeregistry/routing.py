@@ -7,7 +7,12 @@ bad name gets NAME_INVALID instead of a routing 404.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, Map, Rule
+from werkzeug.wrappers import Request
 
 
 class RepositoryNameConverter(BaseConverter):
@@ -47,3 +52,31 @@ URL_MAP = Map(
     strict_slashes=False,
     merge_slashes=False,
 )
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a request goes: a route name from ROUTE_NAMES, or None when no route takes it."""
+
+    name: Optional[str]
+    args: Dict[str, str] = field(default_factory=dict)
+    allowed_methods: Tuple[str, ...] = ()  # set when the path is known but the method is not
+
+    @property
+    def repository(self) -> Optional[str]:
+        return self.args.get("name")
+
+    @property
+    def reference(self) -> Optional[str]:
+        """The manifest reference, or the blob or subject digest."""
+        return self.args.get("reference") or self.args.get("digest")
+
+
+def match_route(request: Request) -> Route:
+    try:
+        name, args = URL_MAP.bind_to_environ(request.environ).match()
+    except MethodNotAllowed as error:
+        return Route(None, allowed_methods=tuple(sorted(error.valid_methods or ())))
+    except NotFound:
+        return Route(None)
+    return Route(name, dict(args))
