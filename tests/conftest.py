@@ -14,6 +14,8 @@ from werkzeug.test import Client
 
 from fakeregistry import FakeRegistry
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 def registry() -> FakeRegistry:

@@ -131,7 +131,7 @@ class CountingInput:
 
 
 class CountingBody:
-    """Wraps a WSGI response body to count the bytes sent and finish the record when closed."""
+    """Wraps a WSGI response body to count the bytes sent; the record's duration ends with the body."""
 
     def __init__(self, body: Iterable[bytes], record: RequestRecord) -> None:
         self.body = body
@@ -141,6 +141,7 @@ class CountingBody:
         for chunk in self.body:
             self.record.bytes_sent += len(chunk)
             yield chunk
+        self._finish()
 
     def close(self) -> None:
         try:
@@ -148,4 +149,8 @@ class CountingBody:
             if close is not None:
                 close()
         finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.record.duration is None:
             self.record.duration = time.perf_counter() - self.record.started

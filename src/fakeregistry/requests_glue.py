@@ -46,15 +46,17 @@ def host_of(scheme: str, netloc: str) -> str:
 def call_wsgi(
     app: "WSGIApplication", request: "_RequestObjectProxy", scheme: str, netloc: str, path: str, query: str
 ) -> "requests.Response":
+    headers = [
+        (key, value if isinstance(value, str) else value.decode("latin-1")) for key, value in request.headers.items()
+    ]
+    length = request.headers.get("Content-Length")
     environ = EnvironBuilder(
         path=path or "/",
         base_url=f"{scheme}://{netloc}",
         query_string=query,
         method=request.method or "GET",
-        headers=[
-            (key, value if isinstance(value, str) else value.decode("latin-1"))
-            for key, value in request.headers.items()
-        ],
+        headers=headers,
+        content_length=int(length) if length is not None else None,  # the builder drops it from headers
     ).get_environ()
     environ["wsgi.input"], chunked = request_stream(request.body)
     if chunked:  # no Content-Length: the app reads to the end of the stream
