@@ -33,6 +33,7 @@ class RequestRecord:
     bytes_received: int = 0
     bytes_sent: int = 0
     duration: Optional[float] = None  # seconds until the whole answer was sent
+    fault: Optional[str] = None  # the id of the injected fault that shaped the answer
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
@@ -47,7 +48,8 @@ class RequestRecord:
         query = f"?{self.query}" if self.query else ""
         route = self.route or "no route"
         answer = f"{self.status} {self.error}" if self.error else str(self.status)
-        return f"{self.method} {self.path}{query} [{route}] -> {answer}"
+        injected = f" (fault {self.fault})" if self.fault else ""
+        return f"{self.method} {self.path}{query} [{route}] -> {answer}{injected}"
 
     def as_json(self) -> Dict[str, Any]:
         fields = {key: value for key, value in vars(self).items() if key not in ("headers", "started")}

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Union
 
 from werkzeug.datastructures import Headers
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
-from .api import RegistryAPI, error_response
+from .api import RegistryAPI, error_response, storage_redirect
+from .control import CONTROL_PREFIX, ControlAPI
 from .errors import InternalError, RegistryError
+from .faults import OPTION_NAMES, DropConnection, Fault, FaultList, body_faults, drop_connection, fault_error
 from .grammar import Bytes, check_name, check_reference, digest_of
 from .images import OCI_LAYER, Image, image_config, image_manifest
 from .journal import CountingBody, CountingInput, Journal, RequestRecord
-from .routing import match_route
+from .routing import Route, match_route
 from .store import Store
 
 if TYPE_CHECKING:
@@ -26,6 +29,7 @@ log = logging.getLogger("fakeregistry")
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 DEFAULT_HOST = "registry.test"
+STORAGE_PREFIX = "/_fakeregistry/storage/"
 
 
 class FakeRegistry:
@@ -42,6 +46,8 @@ class FakeRegistry:
         self.store = Store()
         self.api = RegistryAPI(self.store, delete_enabled=delete_enabled)
         self.requests = Journal()
+        self.faults = FaultList()
+        self.control = ControlAPI(self)
         self.internal_errors: List[BaseException] = []
 
     @property
@@ -56,6 +62,9 @@ class FakeRegistry:
 
     def __call__(self, environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
         request = Request(environ)
+        if request.path.startswith(CONTROL_PREFIX) and not request.path.startswith(STORAGE_PREFIX):
+            # The test harness scripting the registry: not the client, so not in the journal.
+            return self.control(request)(environ, start_response)
         route = match_route(request)
         record = RequestRecord(
             request.method,
@@ -69,11 +78,18 @@ class FakeRegistry:
         )
         self.requests.append(record)
         environ["wsgi.input"] = CountingInput(environ["wsgi.input"], record)
+        fault = self.faults.take(route, request)
+        if fault is not None:
+            record.fault = fault.id
         try:
-            response = self.api.handle(request, route)
+            response = self._answer(request, route, fault)
         except RegistryError as error:
             response = error_response(error)
             record.error = error.code
+        except DropConnection:
+            record.error = "DISCONNECTED"
+            drop_connection(environ)
+            raise
         except Exception as error:  # a bug in the fake, never the client's doing
             log.exception("fakeregistry failed on %s %s", request.method, request.path)
             self.internal_errors.append(error)
@@ -81,7 +97,72 @@ class FakeRegistry:
             record.error = "UNKNOWN"
         record.status = response.status_code
         response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
-        return CountingBody(response(environ, start_response), record)
+        body = response(environ, start_response)
+        if fault is not None:
+            body = body_faults(fault, body, environ)
+        return CountingBody(body, record)
+
+    def _answer(self, request: Request, route: Route, fault: Optional[Fault]) -> Response:
+        """The handler's answer, unless a fault answers (or delays, or drops the connection) first."""
+        if fault is None:
+            return self.api.handle(request, route)
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.disconnect:
+            raise DropConnection("fakeregistry fault: connection closed without an answer")
+        if fault.drop_upload and "upload_id" in route.args:
+            self.store.uploads.pop(route.args["upload_id"], None)
+        if fault.error_code(route) is not None:
+            raise fault_error(fault, request, route, self.store)
+        if fault.redirect and route.name == "blob" and request.method in ("GET", "HEAD"):
+            return storage_redirect(request, route)
+        return self.api.handle(request, route)
+
+    # failure injection
+
+    def inject(self, route: str = "*", **options: Any) -> Fault:
+        """Make the next request(s) to ``route`` fail; see ``Fault`` for the options.
+
+        >>> reg = FakeRegistry()
+        >>> fault = reg.inject("blob-upload-chunk", method="PATCH", status=416)
+        >>> fault.hits
+        0
+
+        Raises ``ValueError`` for options that cannot work (an unknown route,
+        status or error code), and ``TypeError`` for unknown options.
+        """
+        unknown = sorted(set(options) - set(OPTION_NAMES))
+        if unknown:
+            raise TypeError(f"unknown fault options {unknown}; known: {', '.join(OPTION_NAMES)}")
+        return self.faults.add(Fault(route, **options))
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def inject_chunk_range_error(self, **options: Any) -> Fault:
+        """The next chunk (PATCH) answers 416 RANGE_INVALID with the upload's current Range."""
+        return self.inject("blob-upload-chunk", **{"method": "PATCH", "status": 416, **options})
+
+    def inject_blob_unknown(self, **options: Any) -> Fault:
+        """The next blob GET or HEAD answers 404 BLOB_UNKNOWN."""
+        return self.inject("blob", **{"method": ("GET", "HEAD"), "status": 404, "error": "BLOB_UNKNOWN", **options})
+
+    def inject_upload_lost(self, **options: Any) -> Fault:
+        """The next request to an upload session finds it gone: 404 BLOB_UPLOAD_UNKNOWN, and it really is."""
+        defaults = {"status": 404, "error": "BLOB_UPLOAD_UNKNOWN", "drop_upload": True}
+        return self.inject("blob-upload-chunk", **{**defaults, **options})
+
+    def inject_auth_challenge(self, route: str = "*", scheme: str = "bearer", **options: Any) -> Fault:
+        """The next request answers 401 with a Basic or Bearer challenge (realm, service and scope)."""
+        return self.inject(route, **{"auth_challenge": scheme, **options})
+
+    def inject_throttling(self, route: str = "*", retry_after: float = 1, **options: Any) -> Fault:
+        """The next request answers 429 TOOMANYREQUESTS with Retry-After."""
+        return self.inject(route, **{"status": 429, "retry_after": retry_after, **options})
+
+    def inject_unavailable(self, route: str = "*", **options: Any) -> Fault:
+        """The next request answers 503 UNAVAILABLE."""
+        return self.inject(route, **{"status": 503, **options})
 
     def check_internal_errors(self) -> None:
         """Raise ``InternalError`` if answering any request failed inside the fake (a 500)."""
@@ -169,9 +250,10 @@ class FakeRegistry:
         return Image(name, tag, digest, manifest, config_digest, tuple(layer_digests))
 
     def reset(self) -> None:
-        """Empty the registry: repositories, blobs, manifests, tags, upload sessions and the journal."""
+        """Empty the registry: content, upload sessions, the journal and the faults."""
         self.store.clear()
         self.requests.clear()
+        self.faults.clear()
         self.internal_errors.clear()
 
     # inspection

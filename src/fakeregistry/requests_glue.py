@@ -11,12 +11,15 @@ import io
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
+import requests
 from requests_mock import create_response
 from urllib3 import HTTPHeaderDict
+from urllib3.exceptions import ProtocolError
 from werkzeug.test import EnvironBuilder
 
+from .api import storage_host
+
 if TYPE_CHECKING:
-    import requests
     from _typeshed.wsgi import WSGIApplication
     from requests_mock.request import _RequestObjectProxy
 
@@ -31,9 +34,14 @@ class RequestsMatcher:
 
     def __call__(self, request: "_RequestObjectProxy") -> Optional["requests.Response"]:
         url = urlsplit(str(request.url))
-        if host_of(url.scheme, url.netloc) != host_of("http", self.registry.host):
+        host = host_of(url.scheme, url.netloc)
+        registry_host = host_of("http", self.registry.host)
+        if host not in (registry_host, storage_host(registry_host)):
             return None
-        return call_wsgi(self.registry, request, url.scheme, url.netloc, url.path, url.query)
+        try:
+            return call_wsgi(self.registry, request, url.scheme, url.netloc, url.path, url.query)
+        except ConnectionError as error:  # an injected dropped connection, as requests reports one
+            raise requests.ConnectionError(error, request=request) from error
 
 
 def host_of(scheme: str, netloc: str) -> str:
@@ -109,7 +117,10 @@ class IterableStream(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         while not self.pending:
-            chunk = next(self.chunks, None) if self.chunks is not None else None
+            try:
+                chunk = next(self.chunks, None) if self.chunks is not None else None
+            except ConnectionError as error:  # an injected cut: as urllib3 reports a broken body
+                raise ProtocolError("Connection broken: the registry closed the connection", error) from error
             if chunk is None:
                 self.finish()
                 return 0

@@ -29,6 +29,8 @@ ROUTE_NAMES = (
     "blob-upload",
     "blob-upload-chunk",
     "referrers",
+    "token",  # the registry's own token endpoint (Docker token authentication)
+    "storage",  # where an injected redirect sends blob GETs, as object storage would serve them
 )
 
 URL_MAP = Map(
@@ -47,6 +49,8 @@ URL_MAP = Map(
         ),
         Rule("/v2/<repo:name>/blobs/<digest>", endpoint="blob", methods=["GET", "DELETE"]),
         Rule("/v2/<repo:name>/referrers/<digest>", endpoint="referrers", methods=["GET"]),
+        Rule("/token", endpoint="token", methods=["GET", "POST"]),
+        Rule("/_fakeregistry/storage/<repo:name>/blobs/<digest>", endpoint="storage", methods=["GET"]),
     ],
     converters={"repo": RepositoryNameConverter},
     strict_slashes=False,
