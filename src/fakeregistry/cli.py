@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 from werkzeug.serving import make_server
 
+from .faults import parse_fault_spec
 from .registry import FakeRegistry
 
 
@@ -19,9 +20,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     serve.add_argument(
         "--no-delete", dest="delete_enabled", action="store_false", help="answer DELETE with 405 UNSUPPORTED"
     )
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault (repeatable): ROUTE[:METHOD][:STATUS][:key=value...], e.g. "
+        "'blob-upload-chunk:PATCH:416:times=1', 'blob:GET:delay=0.5:times=none', 'manifest:auth_challenge=true'",
+    )
     args = parser.parse_args(argv)
 
     registry = FakeRegistry(delete_enabled=args.delete_enabled)
+    for spec in args.fault:
+        try:
+            registry.inject(**parse_fault_spec(spec))
+        except (TypeError, ValueError) as error:
+            parser.error(f"--fault {spec!r}: {error}")
     server = make_server(args.host, args.port, registry, threaded=True)
     print(f"fakeregistry serving http://{args.host}:{server.port}", flush=True)
     try:

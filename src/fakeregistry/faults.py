@@ -299,3 +299,49 @@ def fault_error(fault: Fault, request: "Request", route: Route, store: Store) ->
         headers["Content-Range"] = f"bytes */{len(store.blobs[route.reference])}"
     message = fault.message or f"{ERROR_CODES.get(code, ERROR_CODES['UNKNOWN'])[1]} (injected by fakeregistry)"
     return RegistryError(code, message, status=status, headers=headers, detail={"fault": fault.id})
+
+
+TEXT_OPTIONS = frozenset({"route", "method", "repository", "reference", "error", "message"})
+
+
+def parse_fault_spec(spec: str) -> Dict[str, Any]:
+    """``ROUTE[:METHOD][:STATUS][:key=value...]`` as ``inject`` options.
+
+    ``blob-upload-chunk:PATCH:416:times=1``, ``blob:GET:delay=0.5:times=none``,
+    ``manifest:auth_challenge=true``, ``manifest:reference=sha256:ab...:status=404``.
+    Values read as none, true/false, numbers, or strings; a digest's colon is kept.
+    """
+    route, *parts = spec.split(":")
+    options: Dict[str, Any] = {"route": route}
+    key = None
+    for part in parts:
+        if key is None and part.isalpha() and part.isupper():
+            options["method"] = part
+        elif key is None and part.isdigit() and len(part) == 3:
+            options["status"] = int(part)
+        elif "=" in part:
+            key, value = part.split("=", 1)
+            if key not in OPTION_NAMES:
+                raise ValueError(f"unknown fault option {key!r} in {spec!r}; known: {', '.join(OPTION_NAMES)}")
+            options[key] = value
+        elif key is not None:  # the rest of a value that holds a colon (a digest)
+            options[key] += f":{part}"
+        else:
+            raise ValueError(f"cannot read {part!r} in fault {spec!r}: expected METHOD, STATUS or key=value")
+    return {key: value if key in TEXT_OPTIONS else _spec_value(value) for key, value in options.items()}
+
+
+def _spec_value(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    lowered = value.lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
