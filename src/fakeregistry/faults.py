@@ -15,7 +15,7 @@ import random
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Type, Union
 
@@ -138,10 +138,11 @@ class Fault:
         self.remove()
 
     def as_json(self) -> Dict[str, Any]:
-        document = {key: value for key, value in asdict(self).items() if not key.startswith("_")}
+        document = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
         if isinstance(self.method, (list, tuple)):
             document["method"] = list(self.method)
-        return {key: value for key, value in document.items() if value not in (None, False) or key == "times"}
+        # Options left at "off" are omitted; times=None ("every match") is not an "off".
+        return {k: v for k, v in document.items() if k == "times" or (v is not None and v is not False)}
 
 
 # What ``inject`` (and the command line, and the control API) accept.
