@@ -7,6 +7,7 @@ one listening socket can serve a fresh registry to each test.
 
 from __future__ import annotations
 
+import logging
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Type
@@ -17,11 +18,21 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
+log = logging.getLogger("fakeregistry.server")
+
+
 class QuietRequestHandler(WSGIRequestHandler):
-    """werkzeug's handler without a log line per request (the registry keeps a journal)."""
+    """werkzeug's handler without a log line per request (the registry keeps a journal).
+
+    Malformed requests (skopeo's TLS handshake on the plain-HTTP port, say) are
+    logged at debug level only: they are the client's doing, and answered 400.
+    """
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         pass
+
+    def log_error(self, format: str, *args: Any) -> None:
+        log.debug("%s: " + format, self.address_string(), *args)
 
 
 class RegistryServer:
