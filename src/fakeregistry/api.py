@@ -17,7 +17,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestedRang
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import FileWrapper
 
-from .auth import token_document
+from .auth import other_host
 from .errors import RegistryError
 from .grammar import check_digest, check_name, check_reference
 from .manifests import MAX_MANIFEST_SIZE, OCI_INDEX
@@ -78,8 +78,6 @@ class RegistryAPI:
             ("blob-upload-chunk", "PUT"): self.complete_upload,
             ("blob-upload-chunk", "DELETE"): self.cancel_upload,
             ("referrers", "GET"): self.get_referrers,
-            ("token", "GET"): self.get_token,
-            ("token", "POST"): self.get_token,
             ("storage", "GET"): self.get_stored_blob,
         }
 
@@ -260,9 +258,6 @@ class RegistryAPI:
         headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else None
         return json_response(index, content_type=OCI_INDEX, headers=headers)
 
-    def get_token(self, request: Request) -> Response:
-        return json_response(token_document(request))
-
     def check_delete_enabled(self) -> None:
         if not self.delete_enabled:
             raise RegistryError("UNSUPPORTED", "deletion is disabled on this registry (delete_enabled=False)")
@@ -322,17 +317,11 @@ def blob_created(request: Request, name: str, digest: str) -> Response:
     )
 
 
-def storage_host(host: str) -> str:
-    """A second host that serves blobs after a redirect: another name for the same server."""
-    name, _, port = host.partition(":")
-    if name == "127.0.0.1":
-        return f"localhost:{port}" if port else "localhost"
-    return f"storage.{host}"
-
-
 def storage_redirect(request: Request, route: Route) -> Response:
     """307 to the blob on the storage host, as registries backed by object storage answer."""
-    location = f"{request.scheme}://{storage_host(request.host)}/_fakeregistry/storage/{route.repository}/blobs/"
+    location = (
+        f"{request.scheme}://{other_host(request.host, 'storage')}/_fakeregistry/storage/{route.repository}/blobs/"
+    )
     response = empty_response(307, {"Location": location + str(route.reference)})
     return response
 

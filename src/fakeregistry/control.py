@@ -50,7 +50,10 @@ class ControlAPI:
     def handle(self, request: Request, endpoint: str, fault_id: str = "") -> Response:
         registry = self.registry
         if endpoint == "faults" and request.method == "POST":
-            fault = registry.inject(**fault_options(request))
+            try:
+                fault = registry.inject(**fault_options(request))
+            except (TypeError, ValueError) as error:  # options that cannot work, said why
+                raise RegistryError("UNSUPPORTED", f"invalid fault: {error}", status=400) from None
             return json_response(fault.as_json(), 201)
         if endpoint == "faults" and request.method == "DELETE":
             registry.clear_faults()

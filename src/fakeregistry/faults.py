@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List,
 
 from werkzeug.wsgi import ClosingIterator
 
-from .auth import challenge
+from .auth import Authenticator, challenge
 from .errors import ERROR_CODES, RegistryError
 from .routing import ROUTE_NAMES, Route
 from .store import Store
@@ -155,7 +155,7 @@ def check_fault(fault: Fault) -> None:
         raise ValueError(f"unknown route {fault.route!r}; use one of {', '.join(ROUTE_NAMES)} or '*'")
     if fault.error is not None and fault.error not in ERROR_CODES:
         raise ValueError(f"unknown error code {fault.error!r}; use one of {', '.join(ERROR_CODES)}")
-    if fault.status is not None and not 400 <= fault.status <= 599:
+    if fault.status is not None and (not isinstance(fault.status, int) or not 400 <= fault.status <= 599):
         raise ValueError(f"status must be a 4xx or 5xx, not {fault.status}")
     if fault.auth_challenge not in (False, True, *AUTH_SCHEMES):
         raise ValueError(f"auth_challenge takes True, 'bearer' or 'basic', not {fault.auth_challenge!r}")
@@ -279,13 +279,15 @@ def body_faults(fault: Fault, body: Iterable[bytes], environ: "WSGIEnvironment")
     return ClosingIterator(changed, [close] if close is not None else None)
 
 
-def fault_error(fault: Fault, request: "Request", route: Route, store: Store) -> RegistryError:
+def fault_error(fault: Fault, request: "Request", route: Route, store: Store, auth: Authenticator) -> RegistryError:
     """The fault's answer, in the registry's dialect: the headers the spec pairs with the status."""
     code = fault.error_code(route)
     assert code is not None
     status = 401 if fault.auth_challenge else fault.status or ERROR_CODES[code][0]
     headers: Dict[str, str] = {}
-    if fault.auth_challenge:
+    if fault.auth_challenge and auth.mode is not None:
+        headers["WWW-Authenticate"] = auth.challenge(request, route)  # the one the registry really uses
+    elif fault.auth_challenge:
         scheme = fault.auth_challenge if isinstance(fault.auth_challenge, str) else "bearer"
         headers["WWW-Authenticate"] = challenge(scheme, request, route)
     if fault.retry_after is not None:

@@ -34,6 +34,9 @@ class RequestRecord:
     bytes_sent: int = 0
     duration: Optional[float] = None  # seconds until the whole answer was sent
     fault: Optional[str] = None  # the id of the injected fault that shaped the answer
+    user: Optional[str] = None  # who the request authenticated as
+    scopes: List[str] = field(default_factory=list)  # token endpoint: the scopes asked for...
+    granted: List[str] = field(default_factory=list)  # ...and those granted
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property

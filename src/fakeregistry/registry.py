@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Sequence, Union
 
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
-from .api import RegistryAPI, error_response, storage_redirect
+from .api import RegistryAPI, error_response, json_response, storage_redirect
+from .auth import TOKEN_LIFETIME, AccessRules, Authenticator
 from .control import CONTROL_PREFIX, ControlAPI
 from .errors import InternalError, RegistryError
 from .faults import OPTION_NAMES, DropConnection, Fault, FaultList, body_faults, drop_connection, fault_error
@@ -41,10 +42,38 @@ class FakeRegistry:
     ['v1']
     """
 
-    def __init__(self, *, host: str = DEFAULT_HOST, delete_enabled: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = DEFAULT_HOST,
+        delete_enabled: bool = True,
+        auth: Optional[str] = None,
+        users: Optional[Mapping[str, str]] = None,
+        access: Optional[AccessRules] = None,
+        anonymous_pull: Union[bool, Sequence[str]] = False,
+        token_expires_in: int = TOKEN_LIFETIME,
+        clock: Callable[[], float] = time.time,
+        separate_token_host: bool = False,
+    ) -> None:
+        """
+        ``auth``: None (open), ``"basic"``, or ``"token"`` (the registry serves its own token endpoint
+        at ``<url>/token``). ``users``: name -> password. ``access``: per user, repository globs -> actions
+        (``pull``, ``push``, ``delete``, ``*``); users without rules may do anything. ``anonymous_pull``:
+        True, or globs of public repositories. ``token_expires_in`` seconds, measured by ``clock``.
+        ``separate_token_host``: the token realm is on another host name of the same server.
+        """
         self.host = host  # where in-process clients reach it: requests to http(s)://<host>
         self.store = Store()
         self.api = RegistryAPI(self.store, delete_enabled=delete_enabled)
+        self.auth = Authenticator(
+            auth,
+            users=users,
+            access=access,
+            anonymous_pull=anonymous_pull,
+            token_expires_in=token_expires_in,
+            clock=clock,
+            separate_token_host=separate_token_host,
+        )
         self.requests = Journal()
         self.faults = FaultList()
         self.control = ControlAPI(self)
@@ -82,7 +111,7 @@ class FakeRegistry:
         if fault is not None:
             record.fault = fault.id
         try:
-            response = self._answer(request, route, fault)
+            response = self._answer(request, route, record, fault)
         except RegistryError as error:
             response = error_response(error)
             record.error = error.code
@@ -102,19 +131,23 @@ class FakeRegistry:
             body = body_faults(fault, body, environ)
         return CountingBody(body, record)
 
-    def _answer(self, request: Request, route: Route, fault: Optional[Fault]) -> Response:
-        """The handler's answer, unless a fault answers (or delays, or drops the connection) first."""
-        if fault is None:
-            return self.api.handle(request, route)
-        if fault.delay:
-            time.sleep(fault.delay)
-        if fault.disconnect:
-            raise DropConnection("fakeregistry fault: connection closed without an answer")
-        if fault.drop_upload and "upload_id" in route.args:
-            self.store.uploads.pop(route.args["upload_id"], None)
-        if fault.error_code(route) is not None:
-            raise fault_error(fault, request, route, self.store)
-        if fault.redirect and route.name == "blob" and request.method in ("GET", "HEAD"):
+    def _answer(self, request: Request, route: Route, record: RequestRecord, fault: Optional[Fault]) -> Response:
+        """The answer: a fault's (a delay, an error, a dropped connection), auth's refusal, or the handler's."""
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.disconnect:
+                raise DropConnection("fakeregistry fault: connection closed without an answer")
+            if fault.drop_upload and "upload_id" in route.args:
+                self.store.uploads.pop(route.args["upload_id"], None)
+            if fault.error_code(route) is not None:
+                raise fault_error(fault, request, route, self.store, self.auth)
+        if route.name == "token":
+            status, document, record.user, record.scopes, record.granted = self.auth.token_response(request)
+            return json_response(document, status)
+        if route.name != "storage":  # storage URLs are presigned: no registry credentials
+            record.user = self.auth.check(request, route)
+        if fault is not None and fault.redirect and route.name == "blob" and request.method in ("GET", "HEAD"):
             return storage_redirect(request, route)
         return self.api.handle(request, route)
 

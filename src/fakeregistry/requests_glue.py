@@ -17,7 +17,7 @@ from urllib3 import HTTPHeaderDict
 from urllib3.exceptions import ProtocolError
 from werkzeug.test import EnvironBuilder
 
-from .api import storage_host
+from .auth import other_host
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -36,7 +36,7 @@ class RequestsMatcher:
         url = urlsplit(str(request.url))
         host = host_of(url.scheme, url.netloc)
         registry_host = host_of("http", self.registry.host)
-        if host not in (registry_host, storage_host(registry_host)):
+        if host not in (registry_host, other_host(registry_host, "storage"), other_host(registry_host, "auth")):
             return None
         try:
             return call_wsgi(self.registry, request, url.scheme, url.netloc, url.path, url.query)
