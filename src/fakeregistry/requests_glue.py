@@ -57,17 +57,20 @@ def call_wsgi(
     headers = [
         (key, value if isinstance(value, str) else value.decode("latin-1")) for key, value in request.headers.items()
     ]
-    length = request.headers.get("Content-Length")
     environ = EnvironBuilder(
         path=path or "/",
         base_url=f"{scheme}://{netloc}",
         query_string=query,
         method=request.method or "GET",
         headers=headers,
-        content_length=int(length) if length is not None else None,  # the builder drops it from headers
     ).get_environ()
+    # The body is the client's, as sent: not the builder's idea of it (it re-encodes forms, drops lengths).
     environ["wsgi.input"], chunked = request_stream(request.body)
-    if chunked:  # no Content-Length: the app reads to the end of the stream
+    environ.pop("CONTENT_LENGTH", None)
+    length = request.headers.get("Content-Length")
+    if length is not None:
+        environ["CONTENT_LENGTH"] = str(length)
+    elif chunked:  # no length: the app reads to the end of the stream
         environ["wsgi.input_terminated"] = True
 
     answer: List[Any] = []
