@@ -3,22 +3,66 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
-
-from werkzeug.serving import make_server
+import signal
+import sys
+import threading
+from typing import Any, Dict, List, Optional, Sequence
 
 from .faults import parse_fault_spec
 from .registry import FakeRegistry
+from .server import RegistryServer
+
+EXAMPLES = """\
+examples:
+  fakeregistry serve --port 0
+  fakeregistry serve --auth basic --user alice:secret
+  fakeregistry serve --auth token --user alice:secret --access 'alice:team/*=pull' --anonymous-pull 'public/*'
+  fakeregistry serve --fault 'blob-upload-chunk:PATCH:416:times=1' --fault 'blob:GET:delay=0.5:times=none'
+"""
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fakeregistry", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve an empty in-memory registry over HTTP")
+    serve = commands.add_parser(
+        "serve",
+        help="serve an in-memory registry over HTTP until Ctrl-C or SIGTERM",
+        description="Serve an in-memory registry over HTTP until Ctrl-C or SIGTERM. "
+        "The first line printed names the URL.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument("--port", type=int, default=5000, help="port; 0 picks a free one (default: %(default)s)")
     serve.add_argument(
         "--no-delete", dest="delete_enabled", action="store_false", help="answer DELETE with 405 UNSUPPORTED"
+    )
+    serve.add_argument("--auth", choices=("basic", "token"), help="require Basic credentials, or Bearer tokens")
+    serve.add_argument(
+        "--user", action="append", default=[], metavar="NAME:PASSWORD", help="a user (repeatable), e.g. alice:secret"
+    )
+    serve.add_argument(
+        "--access",
+        action="append",
+        default=[],
+        metavar="USER:GLOB=ACTIONS",
+        help="what a user may do (repeatable), e.g. 'bob:team/*=pull,push'; actions: pull, push, delete, *. "
+        "Users without rules may do anything.",
+    )
+    serve.add_argument(
+        "--anonymous-pull",
+        action="append",
+        nargs="?",
+        const="*",
+        default=[],
+        metavar="GLOB",
+        help="let anyone pull repositories matching GLOB (repeatable; alone: every repository)",
+    )
+    serve.add_argument("--token-expires-in", type=int, default=300, metavar="SECONDS", help="token lifetime")
+    serve.add_argument(
+        "--separate-token-host",
+        action="store_true",
+        help="put the token realm on another host name of this server (localhost for 127.0.0.1)",
     )
     serve.add_argument(
         "--fault",
@@ -28,20 +72,53 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help="inject a fault (repeatable): ROUTE[:METHOD][:STATUS][:key=value...], e.g. "
         "'blob-upload-chunk:PATCH:416:times=1', 'blob:GET:delay=0.5:times=none', 'manifest:auth_challenge=true'",
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    registry = FakeRegistry(delete_enabled=args.delete_enabled)
-    for spec in args.fault:
-        try:
-            registry.inject(**parse_fault_spec(spec))
-        except (TypeError, ValueError) as error:
-            parser.error(f"--fault {spec!r}: {error}")
-    server = make_server(args.host, args.port, registry, threaded=True)
-    print(f"fakeregistry serving http://{args.host}:{server.port}", flush=True)
+
+def registry_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> FakeRegistry:
+    users = dict(_pair(text, ":", "--user", parser) for text in args.user)
+    access: Dict[str, Dict[str, List[str]]] = {}
+    for text in args.access:
+        user, rule = _pair(text, ":", "--access", parser)
+        glob, actions = _pair(rule, "=", "--access", parser)
+        access.setdefault(user, {})[glob] = actions.split(",")
+    options: Dict[str, Any] = dict(
+        delete_enabled=args.delete_enabled,
+        auth=args.auth,
+        users=users,
+        access=access or None,
+        anonymous_pull=args.anonymous_pull,
+        token_expires_in=args.token_expires_in,
+        separate_token_host=args.separate_token_host,
+    )
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        registry = FakeRegistry(**options)
+        for spec in args.fault:
+            registry.inject(**parse_fault_spec(spec))
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
+    return registry
+
+
+def _pair(text: str, separator: str, option: str, parser: argparse.ArgumentParser) -> Any:
+    left, found, right = text.partition(separator)
+    if not found or not left or not right:
+        parser.error(f"{option} {text!r}: expected two parts separated by {separator!r}")
+    return left, right
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    registry = registry_from(args, parser)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    with RegistryServer(registry, args.host, args.port) as server:
+        print(f"fakeregistry serving {server.url}", flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    print("fakeregistry stopped", file=sys.stderr, flush=True)
     return 0
