@@ -221,3 +221,31 @@ def test_every_option_is_documented_in_the_fault_class():
 
     assert set(OPTION_NAMES) <= set(Fault.__dataclass_fields__)
     assert "hits" not in OPTION_NAMES and "id" not in OPTION_NAMES
+
+
+def test_a_redirect_fault_waits_for_a_blob_get(registry, client):
+    image = registry.push_image("team/app", "v1", layers=[b"x"])
+    fault = registry.inject(redirect=True)
+    assert client.get("/v2/team/app/manifests/v1").status_code == 200
+    assert client.delete(f"/v2/team/app/blobs/{image.layer_digests[0]}").status_code == 202
+    registry.put_blob("team/app", b"x")
+    assert client.get(f"/v2/team/app/blobs/{image.layer_digests[0]}").status_code == 307
+    assert fault.hits == 1
+
+
+def test_a_drop_upload_fault_waits_for_an_upload_request(registry, client):
+    fault = registry.inject("*", status=404, error="BLOB_UPLOAD_UNKNOWN", drop_upload=True)
+    client.get("/v2/")
+    location = client.post("/v2/team/app/blobs/uploads/").headers["Location"].split("localhost")[1]
+    assert fault.hits == 0
+    assert_error(client.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert fault.hits == 1
+
+
+def test_star_leaves_the_token_endpoint_and_storage_alone(registry, client):
+    registry.inject("*", status=503, times=None)
+    assert client.get("/token?scope=repository:a:pull").status_code == 200
+    assert client.get("/v2/").status_code == 503
+    registry.clear_faults()
+    registry.inject("token", status=503)
+    assert client.get("/token").status_code == 503

@@ -93,10 +93,13 @@ def registry_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     )
     try:
         registry = FakeRegistry(**options)
-        for spec in args.fault:
-            registry.inject(**parse_fault_spec(spec))
     except (TypeError, ValueError) as error:
         parser.error(str(error))
+    for spec in args.fault:
+        try:
+            registry.inject(**parse_fault_spec(spec))
+        except (TypeError, ValueError) as error:
+            parser.error(f"--fault {spec!r}: {error}")
     return registry
 
 

@@ -103,7 +103,16 @@ class Fault:
         return True
 
     def _matches(self, route: Route, method: str) -> bool:
-        if self.route != "*" and self.route != route.name:
+        if self.route == "*":
+            # "*" is the registry API: the token endpoint and storage only when named.
+            if route.name in ("token", "storage"):
+                return False
+        elif self.route != route.name:
+            return False
+        # A fault whose action cannot apply to the request leaves it alone, and stays for one it can.
+        if self.redirect and (route.name != "blob" or method not in ("GET", "HEAD")):
+            return False
+        if self.drop_upload and "upload_id" not in route.args:
             return False
         if self.method is not None:
             methods = {self.method} if isinstance(self.method, str) else set(self.method)
