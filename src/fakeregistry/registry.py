@@ -18,6 +18,7 @@ from .faults import OPTION_NAMES, DropConnection, Fault, FaultList, body_faults,
 from .grammar import Bytes, check_name, check_reference, digest_of
 from .images import OCI_LAYER, Image, image_config, image_manifest
 from .journal import CountingBody, CountingInput, Journal, RequestRecord
+from .page import render_page
 from .routing import Route, match_route
 from .store import Store
 
@@ -94,6 +95,9 @@ class FakeRegistry:
         if request.path.startswith(CONTROL_PREFIX) and not request.path.startswith(STORAGE_PREFIX):
             # The test harness scripting the registry: not the client, so not in the journal.
             return self.control(request)(environ, start_response)
+        if request.path == "/" and request.method in ("GET", "HEAD"):  # a person looking: not journaled either
+            page = Response(render_page(self), content_type="text/html; charset=utf-8")
+            return page(environ, start_response)
         route = match_route(request)
         record = RequestRecord(
             request.method,
