@@ -16,3 +16,25 @@ def test_core_benchmark_smoke_run():
     )
     assert result.returncode == 0, result.stderr
     assert "push, chunked" in result.stdout and "pull" in result.stdout
+
+
+def test_fixtures_benchmark_smoke_run():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_fixtures.py"),
+            "--quick",
+            "--tests",
+            "10",
+            "--seconds",
+            "0.05",
+            "--blob-mib",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for row in ("fake_registry ", "fake_registry_server", "reg.mock_requests()", "reg.httpx_client()", "stream=True"):
+        assert row in result.stdout, row

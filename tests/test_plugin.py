@@ -208,3 +208,19 @@ def test_fixtures_are_documented_in_fixtures_listing(pytester, fixture):
     pytester.makepyfile("def test_nothing(): pass")
     result = pytester.runpytest_inprocess("--fixtures", "-p", "no:hypothesispytest")
     result.stdout.fnmatch_lines([f"{fixture}*"])
+
+
+def test_requests_mock_reset_mock_works_beside_the_registry(pytester):
+    result = run(
+        pytester,
+        """
+        import requests
+
+        def test_reset(fake_registry, requests_mock):
+            requests_mock.get("http://other.test/", text="hi")
+            requests.get("http://other.test/")
+            requests_mock.reset_mock()
+            assert requests.get(fake_registry.url + "/v2/").status_code == 200
+        """,
+    )
+    result.assert_outcomes(passed=1)

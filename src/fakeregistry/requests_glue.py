@@ -32,6 +32,9 @@ class RequestsMatcher:
     def __init__(self, registry: Any) -> None:
         self.registry = registry
 
+    def reset(self) -> None:
+        """requests-mock's ``Mocker.reset_mock()`` calls this on every matcher; there is nothing to forget."""
+
     def __call__(self, request: "_RequestObjectProxy") -> Optional["requests.Response"]:
         url = urlsplit(str(request.url))
         host = host_of(url.scheme, url.netloc)
