@@ -25,6 +25,8 @@ from .routing import Route
 from .store import Manifest, Store
 from .uploads import READ_SIZE, Upload
 
+DEFAULT_MAX_BLOB_SIZE = 4 * 1024**3  # bytes one upload may hold: a bound on memory, not on realism
+DEFAULT_MAX_UPLOAD_SESSIONS = 1000  # abandoned sessions hold memory until the registry is reset
 CATALOG_DEFAULT_PAGE = 100
 CATALOG_MAX_PAGE = 1000  # the reference rejects larger pages; clamping serves clients that ask for more
 CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
@@ -60,9 +62,20 @@ class BlobReader:
 
 
 class RegistryAPI:
-    def __init__(self, store: Store, *, delete_enabled: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        delete_enabled: bool = True,
+        max_blob_size: Optional[int] = DEFAULT_MAX_BLOB_SIZE,
+        max_manifest_size: int = MAX_MANIFEST_SIZE,
+        max_upload_sessions: Optional[int] = DEFAULT_MAX_UPLOAD_SESSIONS,
+    ) -> None:
         self.store = store
         self.delete_enabled = delete_enabled
+        self.max_blob_size = max_blob_size
+        self.max_manifest_size = max_manifest_size
+        self.max_upload_sessions = max_upload_sessions
         self.handlers: Dict[Tuple[str, str], Handler] = {
             ("base", "GET"): self.get_base,
             ("catalog", "GET"): self.get_catalog,
@@ -125,7 +138,7 @@ class RegistryAPI:
 
     def put_manifest(self, request: Request, name: str, reference: str) -> Response:
         check_reference(reference)
-        data = read_limited(request, MAX_MANIFEST_SIZE, "manifest")
+        data = read_limited(request, self.max_manifest_size, "manifest")
         manifest = self.store.put_manifest(name, reference, data, request.headers.get("Content-Type"))
         headers = {
             "Location": absolute_url(request, f"/v2/{name}/manifests/{manifest.digest}"),
@@ -190,14 +203,14 @@ class RegistryAPI:
         if mount is not None and self.mount(name, mount, request.args.get("from")):
             return blob_created(request, name, mount)
         digest = request.args.get("digest")
-        upload = self.store.start_upload(name)
+        upload = self.store.start_upload(name, self.max_upload_sessions)
         if digest is None or mount is not None:
             return upload_response(request, upload, 202)
         # A single-request upload: the blob is the body.
         try:
             check_digest(digest)
             with upload.lock:
-                upload.append(request.stream, request.content_length)
+                upload.append(request.stream, request.content_length, self.max_blob_size)
             self.store.complete_upload(upload, [digest])
         finally:
             self.store.cancel_upload(upload)
@@ -219,7 +232,7 @@ class RegistryAPI:
     def patch_upload(self, request: Request, name: str, upload_id: str) -> Response:
         upload = self.store.upload(name, upload_id)
         with upload.lock:
-            upload.append(request.stream, chunk_length(request, upload))
+            upload.append(request.stream, chunk_length(request, upload), self.max_blob_size)
         return upload_response(request, upload, 202)
 
     def complete_upload(self, request: Request, name: str, upload_id: str) -> Response:
@@ -231,7 +244,7 @@ class RegistryAPI:
             check_digest(digest)
         with upload.lock:
             size_before = upload.size
-            upload.append(request.stream, chunk_length(request, upload))
+            upload.append(request.stream, chunk_length(request, upload), self.max_blob_size)
             try:
                 self.store.complete_upload(upload, digests)
             except RegistryError:

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from .api import empty_response, error_response, json_response
+from .api import empty_response, error_response, json_response, read_limited
 from .errors import RegistryError
 from .faults import OPTION_NAMES
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .registry import FakeRegistry
 
 CONTROL_PREFIX = "/_fakeregistry/"
+MAX_CONTROL_BODY = 64 * 1024
 
 CONTROL_MAP = Map(
     [
@@ -72,7 +73,7 @@ class ControlAPI:
 
 def fault_options(request: Request) -> Dict[str, Any]:
     try:
-        options = json.loads(request.get_data())
+        options = json.loads(read_limited(request, MAX_CONTROL_BODY, "fault"))
     except ValueError as error:
         raise RegistryError("UNSUPPORTED", f"the fault must be a JSON object: {error}", status=400) from None
     if not isinstance(options, dict):

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Option
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
-from .api import RegistryAPI, error_response, json_response, storage_redirect
+from .api import (
+    DEFAULT_MAX_BLOB_SIZE,
+    DEFAULT_MAX_UPLOAD_SESSIONS,
+    RegistryAPI,
+    error_response,
+    json_response,
+    storage_redirect,
+)
 from .auth import TOKEN_LIFETIME, AccessRules, Authenticator
 from .control import CONTROL_PREFIX, ControlAPI
 from .errors import InternalError, RegistryError
@@ -18,6 +25,7 @@ from .faults import OPTION_NAMES, DropConnection, Fault, FaultList, body_faults,
 from .grammar import Bytes, check_name, check_reference, digest_of
 from .images import OCI_LAYER, Image, image_config, image_manifest
 from .journal import CountingBody, CountingInput, Journal, RequestRecord
+from .manifests import MAX_MANIFEST_SIZE
 from .page import render_page
 from .routing import Route, match_route
 from .store import Store
@@ -55,6 +63,9 @@ class FakeRegistry:
         token_expires_in: int = TOKEN_LIFETIME,
         clock: Callable[[], float] = time.time,
         separate_token_host: bool = False,
+        max_blob_size: Optional[int] = DEFAULT_MAX_BLOB_SIZE,
+        max_manifest_size: int = MAX_MANIFEST_SIZE,
+        max_upload_sessions: Optional[int] = DEFAULT_MAX_UPLOAD_SESSIONS,
     ) -> None:
         """
         ``auth``: None (open), ``"basic"``, or ``"token"`` (the registry serves its own token endpoint
@@ -62,10 +73,21 @@ class FakeRegistry:
         (``pull``, ``push``, ``delete``, ``*``); users without rules may do anything. ``anonymous_pull``:
         True, or globs of public repositories. ``token_expires_in`` seconds, measured by ``clock``.
         ``separate_token_host``: the token realm is on another host name of the same server.
+
+        Limits, so that no client can make memory grow without bound (None: no limit):
+        ``max_blob_size`` bytes per upload (default 4 GiB; over it, 413 SIZE_INVALID),
+        ``max_manifest_size`` (default 4 MiB, as the spec suggests; 413 SIZE_INVALID),
+        ``max_upload_sessions`` open at once (default 1000; more answer 429 TOOMANYREQUESTS).
         """
         self.host = host  # where in-process clients reach it: requests to http(s)://<host>
         self.store = Store()
-        self.api = RegistryAPI(self.store, delete_enabled=delete_enabled)
+        self.api = RegistryAPI(
+            self.store,
+            delete_enabled=delete_enabled,
+            max_blob_size=max_blob_size,
+            max_manifest_size=max_manifest_size,
+            max_upload_sessions=max_upload_sessions,
+        )
         self.auth = Authenticator(
             auth,
             users=users,

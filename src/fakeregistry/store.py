@@ -116,9 +116,16 @@ class Store:
 
     # uploads
 
-    def start_upload(self, name: str) -> Upload:
+    def start_upload(self, name: str, max_sessions: Optional[int] = None) -> Upload:
         upload = Upload(name)
         with self.lock:
+            if max_sessions is not None and len(self.uploads) >= max_sessions:
+                raise RegistryError(
+                    "TOOMANYREQUESTS",
+                    f"{len(self.uploads)} upload sessions are open, this registry's max_upload_sessions: "
+                    "complete or cancel some",
+                    detail={"limit": max_sessions},
+                )
             self.uploads[upload.id] = upload
         return upload
 

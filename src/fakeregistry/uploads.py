@@ -44,14 +44,23 @@ class Upload:
         del self.buffer[size:]
         self.hash.restart(memoryview(self.buffer))
 
-    def append(self, stream: IO[bytes], expected_length: Optional[int] = None) -> int:
-        """Read ``stream`` to its end into the session; return the bytes added."""
+    def append(self, stream: IO[bytes], expected_length: Optional[int] = None, limit: Optional[int] = None) -> int:
+        """Read ``stream`` to its end into the session; return the bytes added.
+
+        ``limit`` caps the session's size: a chunk that would pass it is refused
+        (413 SIZE_INVALID) before it is read when its length is declared, else
+        as soon as it crosses the limit.
+        """
         start = len(self.buffer)
+        if limit is not None and expected_length is not None and start + expected_length > limit:
+            raise too_large(start + expected_length, limit)
         try:
             try:
                 for chunk, spare in read_chunks(stream, expected_length):
                     self.hash.update(chunk, spare)
                     self.buffer += chunk
+                    if limit is not None and len(self.buffer) > limit:
+                        raise too_large(len(self.buffer), limit)
             finally:
                 self.hash.end_of_request()
             received = len(self.buffer) - start
@@ -78,6 +87,15 @@ class Upload:
     def range_header(self) -> str:
         # The reference answers "0-0" for an empty session, "0-<last byte>" otherwise.
         return f"0-{max(self.size - 1, 0)}"
+
+
+def too_large(size: int, limit: int) -> RegistryError:
+    return RegistryError(
+        "SIZE_INVALID",
+        f"the upload would hold {size} bytes, over this registry's max_blob_size of {limit}",
+        status=413,
+        detail={"limit": limit},
+    )
 
 
 # Read buffers, shared by all sessions: a buffer comes back here once hashed.
