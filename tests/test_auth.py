@@ -5,9 +5,9 @@ import json
 
 import pytest
 import requests
-from helpers import sha256
 
 from fakeregistry import FakeRegistry
+from helpers import sha256
 
 USERS = {"alice": "secret", "bob": "hunter2"}
 URL = "http://registry.test"
@@ -219,7 +219,7 @@ def test_the_catalog_needs_registry_catalog(token_registry):
 
 def test_an_expired_token(token_registry, clock):
     document = token("repository:team/app:pull")
-    clock.now += 299
+    clock.now += 300 + 59  # past "exp", within distribution's 60 s of leeway
     assert requests.get(f"{URL}/v2/team/app/manifests/v1", headers=bearer(document)).status_code == 200
     clock.now += 1
     header = challenge_of(requests.get(f"{URL}/v2/team/app/manifests/v1", headers=bearer(document)))
@@ -227,13 +227,32 @@ def test_an_expired_token(token_registry, clock):
     assert "expired" in requests.get(f"{URL}/v2/team/app/manifests/v1", headers=bearer(document)).text
 
 
-def test_token_lifetime_is_configurable(clock):
-    registry = make(auth="token", clock=clock, token_expires_in=5)
+def test_token_lifetime_and_leeway_are_configurable(clock):
+    registry = make(auth="token", clock=clock, token_expires_in=5, token_leeway=0)
     with registry.mock_requests():
         document = token("repository:team/app:pull")
         assert document["expires_in"] == 5
-        clock.now += 5
+        clock.now += 4.9
+        assert requests.get(f"{URL}/v2/team/app/manifests/v1", headers=bearer(document)).status_code == 200
+        clock.now += 0.1
         assert requests.get(f"{URL}/v2/team/app/manifests/v1", headers=bearer(document)).status_code == 401
+
+
+def test_refused_token_requests_are_marked_in_the_journal(token_registry):
+    requests.get(f"{URL}/token", params={"scope": "repository:team/app:pull"}, auth=("alice", "nope"))
+    (record,) = token_registry.requests.filter(route="token", error="UNAUTHORIZED")
+    assert record.status == 401
+
+
+def test_empty_basic_credentials_are_anonymous(basic_registry):
+    # containers/image sends "Authorization: Basic Og==" (":") for --no-creds after a Basic challenge.
+    assert requests.get(f"{URL}/v2/public/app/manifests/v1", auth=("", "")).status_code == 200
+    assert requests.get(f"{URL}/v2/team/app/manifests/v1", auth=("", "")).status_code == 401
+
+
+def test_the_journal_keeps_the_challenge_answered(token_registry):
+    requests.get(f"{URL}/v2/team/app/manifests/v1")
+    assert token_registry.requests[-1].response_headers["WWW-Authenticate"].startswith("Bearer realm=")
 
 
 @pytest.mark.parametrize("tamper", ["signature", "claims", "garbage", "other registry"])

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import random
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import pytest
 from conftest import LiveServer, require_tool
+from skopeo_sandbox import SkopeoSandbox, make_sandbox
 
 from fakeregistry import FakeRegistry
 from oci_layout import OCIImage, build_image, read_blob, read_manifest, write_layout
@@ -27,7 +26,6 @@ from oci_layout import OCIImage, build_image, read_blob, read_manifest, write_la
 if TYPE_CHECKING:
     pass
 
-SKOPEO_TIMEOUT = 60  # seconds; each call takes well under one, so hitting this means a hang
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -44,24 +42,15 @@ def log(registry: FakeRegistry) -> str:
 
 @dataclass
 class Skopeo:
-    path: str
-    sandbox: Path
+    sandbox: SkopeoSandbox
     server: LiveServer
-    env: Dict[str, str]
 
     def ref(self, repository: str, tag: str) -> str:
         return f"docker://{self.server.host}/{repository}:{tag}"
 
     def run(self, *args: str) -> bytes:
         """Run skopeo; fail the test with its stderr and the HTTP exchanges if it fails."""
-        command = [
-            self.path,
-            f"--policy={self.sandbox / 'policy.json'}",
-            f"--registries.d={self.sandbox / 'registries.d'}",
-            f"--tmpdir={self.sandbox / 'tmp'}",
-            *args,
-        ]
-        result = subprocess.run(command, env=self.env, capture_output=True, timeout=SKOPEO_TIMEOUT)
+        result = self.sandbox.run(*args)
         if result.returncode != 0:
             registry: FakeRegistry = self.server.registry  # type: ignore[assignment]
             pytest.fail(
@@ -73,46 +62,20 @@ class Skopeo:
 
     def copy(self, source: str, destination: str, *options: str) -> None:
         # The TLS and certificate flags only matter for docker:// ends; skopeo accepts them for any.
-        certs = self.sandbox / "certs.d"
+        certs = self.sandbox.certs
         tls = ["--src-tls-verify=false", "--dest-tls-verify=false"]
         tls += [f"--src-cert-dir={certs}", f"--dest-cert-dir={certs}"]
         self.run("copy", "--quiet", "--retry-times=0", *tls, *options, source, destination)
 
     def registry_command(self, command: str, *args: str) -> bytes:
         """inspect, list-tags or delete: the commands that talk to one registry."""
-        certs = self.sandbox / "certs.d"
+        certs = self.sandbox.certs
         return self.run(command, "--retry-times=0", "--tls-verify=false", f"--cert-dir={certs}", *args)
 
 
 @pytest.fixture
 def skopeo(tmp_path: Path, live_server: LiveServer) -> Skopeo:
-    path = require_tool("skopeo")
-    sandbox = tmp_path / "skopeo"
-    home = sandbox / "home"
-    # Empty registries.d and certs.d: no signature storage or client certificates from /etc.
-    for directory in ("registries.d", "certs.d", "tmp", "run", "home/.config/containers"):
-        (sandbox / directory).mkdir(parents=True)
-    # A per-user registries.conf makes containers/image skip /etc/containers/registries.conf{,.d}.
-    (home / ".config" / "containers" / "registries.conf").write_text("unqualified-search-registries = []\n")
-    (sandbox / "policy.json").write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
-    (sandbox / "auth.json").write_text("{}")
-    env = {
-        # A fresh environment: no proxies, DOCKER_CONFIG, REGISTRY_AUTH_FILE... from the caller.
-        "PATH": os.pathsep.join([os.path.dirname(path), "/usr/bin", "/bin"]),
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_RUNTIME_DIR": str(sandbox / "run"),
-        "TMPDIR": str(sandbox / "tmp"),
-        "REGISTRY_AUTH_FILE": str(sandbox / "auth.json"),
-    }
-    if os.geteuid() == 0:
-        # As root, containers/image keeps its blob-info cache (which drives layer reuse and
-        # mounts) in /var/lib/containers/cache, shared by every run; as a rootless user it
-        # keeps it under XDG_DATA_HOME. This variable is how podman tells it it is rootless.
-        env["_CONTAINERS_ROOTLESS_UID"] = "1000"
-    return Skopeo(path, sandbox, live_server, env)
+    return Skopeo(make_sandbox(tmp_path / "skopeo", require_tool("skopeo")), live_server)
 
 
 # images

@@ -34,6 +34,7 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 ACTIONS = ("pull", "push", "delete", "*")
 AUTH_MODES = (None, "basic", "token")
 TOKEN_LIFETIME = 300  # seconds, as distribution's token servers default
+TOKEN_LEEWAY = 60  # seconds past "exp" a token still passes, as distribution allows (registry/auth/token)
 
 # access rules: user -> {repository glob -> actions}
 AccessRules = Mapping[str, Mapping[str, Sequence[str]]]
@@ -173,10 +174,11 @@ class Rules:
 class TokenAuthority:
     """Issues and reads this registry's tokens: JWTs signed with HS256."""
 
-    def __init__(self, clock: Callable[[], float], expires_in: int) -> None:
+    def __init__(self, clock: Callable[[], float], expires_in: int, leeway: int = TOKEN_LEEWAY) -> None:
         self.secret = secrets.token_bytes(32)
         self.clock = clock
         self.expires_in = expires_in
+        self.leeway = leeway
 
     def issue(self, user: Optional[str], service: str, access: List[Scope], kind: str = "access") -> str:
         now = int(self.clock())
@@ -212,7 +214,7 @@ class TokenAuthority:
             raise ValueError("the token's signature does not match: it was not issued here, or was altered")
         if not isinstance(claims, dict) or claims.get("kind") != kind:
             raise ValueError(f"not an {kind} token")
-        if claims["exp"] <= self.clock():
+        if claims["exp"] + self.leeway <= self.clock():
             raise ValueError("the token has expired")
         return claims
 
@@ -249,6 +251,7 @@ class Authenticator:
         access: Optional[AccessRules] = None,
         anonymous_pull: Union[bool, Sequence[str]] = False,
         token_expires_in: int = TOKEN_LIFETIME,
+        token_leeway: int = TOKEN_LEEWAY,
         clock: Callable[[], float] = time.time,
         separate_token_host: bool = False,
     ) -> None:
@@ -256,7 +259,7 @@ class Authenticator:
             raise ValueError(f"auth must be None, 'basic' or 'token', not {mode!r}")
         self.mode = mode
         self.rules = Rules(users or {}, access, anonymous_pull)
-        self.tokens = TokenAuthority(clock, token_expires_in)
+        self.tokens = TokenAuthority(clock, token_expires_in, token_leeway)
         self.clock = clock
         self.separate_token_host = separate_token_host
 
@@ -286,7 +289,7 @@ class Authenticator:
         )
 
     def _check_basic(self, request: Request, route: Route, needed: List[Scope]) -> Optional[str]:
-        credentials = request.authorization
+        credentials = _credentials(request)
         if credentials is None or credentials.type != "basic":
             if needed and all(self.rules.allowed_actions(None, s) == s.actions for s in needed):
                 return None  # an anonymous pull of a public repository
@@ -327,7 +330,7 @@ class Authenticator:
             return self._token_error(400, "invalid_request", "the token endpoint got a Bearer token: send credentials")
         scopes = _scopes_param(request.args.getlist("scope"))
         user = None
-        credentials = request.authorization
+        credentials = _credentials(request)
         if credentials is not None:
             if not self._valid_login(credentials):
                 return self._token_error(401, "UNAUTHORIZED", "wrong username or password", scopes)
@@ -383,6 +386,19 @@ class Authenticator:
             "error_description": message,
         }
         return status, body, None, [str(s) for s in scopes], []
+
+
+def _credentials(request: Request) -> Optional[Authorization]:
+    """The request's credentials; empty Basic ones (containers/image sends ``:``) count as none."""
+    credentials = request.authorization
+    if (
+        credentials is not None
+        and credentials.type == "basic"
+        and not credentials.username
+        and not credentials.password
+    ):
+        return None
+    return credentials
 
 
 def _scopes_param(values: Iterable[str]) -> List[Scope]:

@@ -37,6 +37,7 @@ class RequestRecord:
     user: Optional[str] = None  # who the request authenticated as
     scopes: List[str] = field(default_factory=list)  # token endpoint: the scopes asked for...
     granted: List[str] = field(default_factory=list)  # ...and those granted
+    response_headers: Headers = field(default_factory=Headers, repr=False)  # the answer's headers
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
@@ -55,8 +56,9 @@ class RequestRecord:
         return f"{self.method} {self.path}{query} [{route}] -> {answer}{injected}"
 
     def as_json(self) -> Dict[str, Any]:
-        fields = {key: value for key, value in vars(self).items() if key not in ("headers", "started")}
-        return {**fields, "headers": dict(self.headers)}
+        skip = ("headers", "response_headers", "started")
+        fields = {key: value for key, value in vars(self).items() if key not in skip}
+        return {**fields, "headers": dict(self.headers), "response_headers": dict(self.response_headers)}
 
 
 class Journal(List[RequestRecord]):

@@ -18,7 +18,7 @@ from .api import (
     json_response,
     storage_redirect,
 )
-from .auth import TOKEN_LIFETIME, AccessRules, Authenticator
+from .auth import TOKEN_LEEWAY, TOKEN_LIFETIME, AccessRules, Authenticator
 from .control import CONTROL_PREFIX, ControlAPI
 from .errors import InternalError, RegistryError
 from .faults import OPTION_NAMES, DropConnection, Fault, FaultList, body_faults, drop_connection, fault_error
@@ -61,6 +61,7 @@ class FakeRegistry:
         access: Optional[AccessRules] = None,
         anonymous_pull: Union[bool, Sequence[str]] = False,
         token_expires_in: int = TOKEN_LIFETIME,
+        token_leeway: int = TOKEN_LEEWAY,
         clock: Callable[[], float] = time.time,
         separate_token_host: bool = False,
         max_blob_size: Optional[int] = DEFAULT_MAX_BLOB_SIZE,
@@ -71,7 +72,8 @@ class FakeRegistry:
         ``auth``: None (open), ``"basic"``, or ``"token"`` (the registry serves its own token endpoint
         at ``<url>/token``). ``users``: name -> password. ``access``: per user, repository globs -> actions
         (``pull``, ``push``, ``delete``, ``*``); users without rules may do anything. ``anonymous_pull``:
-        True, or globs of public repositories. ``token_expires_in`` seconds, measured by ``clock``.
+        True, or globs of public repositories. ``token_expires_in`` seconds, measured by ``clock``;
+        a token still passes ``token_leeway`` seconds after it expires (60, as distribution allows).
         ``separate_token_host``: the token realm is on another host name of the same server.
 
         Limits, so that no client can make memory grow without bound (None: no limit):
@@ -94,6 +96,7 @@ class FakeRegistry:
             access=access,
             anonymous_pull=anonymous_pull,
             token_expires_in=token_expires_in,
+            token_leeway=token_leeway,
             clock=clock,
             separate_token_host=separate_token_host,
         )
@@ -152,6 +155,7 @@ class FakeRegistry:
             record.error = "UNKNOWN"
         record.status = response.status_code
         response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+        record.response_headers = response.headers.copy()
         body = response(environ, start_response)
         if fault is not None:
             body = body_faults(fault, body, environ)
@@ -170,6 +174,8 @@ class FakeRegistry:
                 raise fault_error(fault, request, route, self.store, self.auth)
         if route.name == "token":
             status, document, record.user, record.scopes, record.granted = self.auth.token_response(request)
+            if "errors" in document:
+                record.error = document["errors"][0]["code"]
             return json_response(document, status)
         if route.name != "storage":  # storage URLs are presigned: no registry credentials
             record.user = self.auth.check(request, route)
