@@ -21,11 +21,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.installed
 	$(BIN)/fakeregistry serve --host 127.0.0.1 --port 5000
 
-# OS tools the real-client tests use; without them those tests skip.
+# OS tools the real-client and browser tests use; without them those tests skip.
 os-tools:
 	@command -v skopeo >/dev/null || { \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq skopeo; \
 	} || echo "warning: skopeo could not be installed; the skopeo tests will skip"
+	@command -v chromium >/dev/null || { \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; \
+	} || echo "warning: chromium could not be installed; the page's browser tests will skip"
 
 test: $(VENV)/.installed-test os-tools
 	$(BIN)/python -m pytest

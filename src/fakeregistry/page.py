@@ -68,7 +68,7 @@ td.path{word-break:break-all;width:40%}.nowrap{white-space:nowrap}
 .muted{color:var(--muted)}.small{font-size:12px}
 .chip{display:inline-block;background:var(--chip);border-radius:1em;padding:0 .5em;margin:0 .15em .15em 0;
 font-size:12.5px}
-.names a{display:inline-block;margin:0 .7em .1em 0}
+.names a,.names span{display:inline-block;margin:0 .8em .1em 0}
 details{margin:.2rem 0}summary{cursor:pointer}
 details.manifest{border-top:1px solid var(--line);padding:.3rem 0}
 details.manifest>summary{list-style-position:outside;margin-left:1rem}
@@ -172,7 +172,7 @@ def render_page(registry: "FakeRegistry") -> str:
         '<meta name=viewport content="width=device-width, initial-scale=1">',
         "<link rel=icon href='data:,'>",  # no /favicon.ico request to land in the journal
         f'<noscript><meta http-equiv="refresh" content="{REFRESH_SECONDS}"></noscript>',
-        f"<title>fakeregistry {escape(registry.host)}</title>",
+        "<title>fakeregistry</title>",
         f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>",
         f"<header><h1>fakeregistry</h1><span id=summary>{summary}</span><nav>{nav}</nav>",
         f'<span class="muted small" id=live>{time.strftime("%H:%M:%S")}, '
@@ -194,21 +194,19 @@ def _repositories_section(snapshot: _Snapshot) -> List[str]:
     if not snapshot.names:
         parts.append("<p class=muted>None yet: push something.</p></section>")
         return parts
-    if len(snapshot.names) > 1:
-        links = "".join(
-            f'<a href="#{_anchor("r", name)}">{escape(name)}</a>'
-            if i < MAX_REPOSITORIES
-            else f"<span>{escape(name)}</span>"
-            for i, name in enumerate(snapshot.names[:MAX_NAMES])
-        )
-        parts.append(f"<p class=names>{links}{_more(len(snapshot.names), MAX_NAMES, 'repositories')}</p>")
+    if len(snapshot.repositories) > 1:
+        links = "".join(f'<a href="#{_anchor("r", r.name)}">{escape(r.name)}</a>' for r in snapshot.repositories)
+        parts.append(f"<p class=names>{links}</p>")
     for repository in snapshot.repositories:
         parts += _repository(repository)
-    hidden = len(snapshot.names) - len(snapshot.repositories)
-    if hidden > 0:
+    rest = snapshot.names[len(snapshot.repositories) :]
+    if rest:
+        names = "".join(f"<span>{escape(name)}</span>" for name in rest[:MAX_NAMES])
+        more = _count(len(rest), "more repository", "more repositories")
         parts.append(
-            f"<p class=muted>{hidden} more {'repository' if hidden == 1 else 'repositories'} "
-            f"not shown in full (the first {MAX_REPOSITORIES} are, by name).</p>"
+            f"<details id=more-repositories><summary class=muted>{more} not shown in full "
+            f"(the first {MAX_REPOSITORIES} are): their names</summary>"
+            f"<p class=names>{names}</p>{_more(len(rest), MAX_NAMES, 'names')}</details>"
         )
     parts.append("</section>")
     return parts
@@ -299,8 +297,9 @@ def _manifest(name: str, manifest: "Manifest", tags: Sequence[str], manifests: D
     if parsed.annotations:
         body.append("<h4>annotations</h4>" + _annotations(parsed.annotations))
 
-    body.append(f"<details><summary class=small>JSON</summary><pre>{escape(_pretty(manifest.data))}</pre></details>")
     anchor = _anchor("m", f"{name}@{manifest.digest}")
+    pretty = escape(_pretty(manifest.data))
+    body.append(f'<details id="{anchor}-json"><summary class=small>JSON</summary><pre>{pretty}</pre></details>')
     inner = "".join(body)
     return f'<details class=manifest id="{anchor}"><summary>{summary}</summary><div class=inner>{inner}</div></details>'
 
@@ -466,11 +465,6 @@ def _list(value: Any) -> List[Any]:
 
 def _anchor(kind: str, key: str) -> str:
     return escape(f"{kind}-{key}")
-
-
-def _short(digest: str) -> str:
-    algorithm, _, hexdigest = digest.partition(":")
-    return f"{algorithm}:{hexdigest[:12]}…" if len(hexdigest) > 12 else digest
 
 
 def _cut(text: str) -> str:
