@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .errors import BlobUnknown, InternalError, ManifestUnknown, NameUnknown, RegistryError, UploadUnknown
     from .images import Image
     from .journal import Journal, RequestRecord
+    from .loading import LoadError, Loaded
     from .registry import FakeRegistry
     from .server import RegistryServer, serve
 
@@ -27,6 +28,8 @@ _EXPORTS = {
     "Image": "images",
     "Journal": "journal",
     "RequestRecord": "journal",
+    "LoadError": "loading",
+    "Loaded": "loading",
     "FakeRegistry": "registry",
     "RegistryServer": "server",
     "serve": "server",
@@ -37,6 +40,8 @@ __all__ = [
     "Image",
     "InternalError",
     "Journal",
+    "LoadError",
+    "Loaded",
     "ManifestUnknown",
     "NameUnknown",
     "RegistryError",

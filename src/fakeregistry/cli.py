@@ -9,6 +9,7 @@ import threading
 from typing import Any, Dict, List, Optional, Sequence
 
 from .faults import parse_fault_spec
+from .loading import load, parse_load_spec
 from .registry import FakeRegistry
 from .server import RegistryServer
 
@@ -18,6 +19,7 @@ examples:
   fakeregistry serve --auth basic --user alice:secret
   fakeregistry serve --auth token --user alice:secret --access 'alice:team/*=pull' --anonymous-pull 'public/*'
   fakeregistry serve --fault 'blob-upload-chunk:PATCH:416:times=1' --fault 'blob:GET:delay=0.5:times=none'
+  fakeregistry serve --load ./layout:v1=team/app:v1 --load alpine.tar
 """
 
 
@@ -72,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="inject a fault (repeatable): ROUTE[:METHOD][:STATUS][:key=value...], e.g. "
         "'blob-upload-chunk:PATCH:416:times=1', 'blob:GET:delay=0.5:times=none', 'manifest:auth_challenge=true'",
     )
+    serve.add_argument(
+        "--load",
+        action="append",
+        default=[],
+        metavar="SOURCE[=REPO[:TAG]]",
+        help="preload images (repeatable) from an OCI image layout, a directory or a tar (as skopeo, umoci and "
+        "buildah write them), or a docker save tarball; PATH:REF picks one image of several. Without =REPO[:TAG] "
+        "each image keeps its own name; with =REPO, its own tags. E.g. --load alpine.tar, --load ./layout:v1=team/app",
+    )
     return parser
 
 
@@ -100,6 +111,14 @@ def registry_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             registry.inject(**parse_fault_spec(spec))
         except (TypeError, ValueError) as error:
             parser.error(f"--fault {spec!r}: {error}")
+    for spec in args.load:
+        source, destination = parse_load_spec(spec)
+        try:
+            loaded = load(registry, source, destination)
+        except ValueError as error:  # LoadError: it names the path and the problem
+            parser.error(f"--load {spec!r}: {error}")
+        for image in loaded:
+            print(f"fakeregistry loaded {image.reference} ({image.digest}) from {source}", file=sys.stderr, flush=True)
     return registry
 
 

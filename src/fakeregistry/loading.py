@@ -209,6 +209,10 @@ class _Files:
         """The file's content, or None when there is no such file."""
         raise NotImplementedError
 
+    def identity(self, name: str) -> str:
+        """The file ``name`` is, once links are followed: two names of one file have the same identity."""
+        return name
+
     def close(self) -> None:
         pass
 
@@ -228,6 +232,9 @@ class _Directory(_Files):
             return None
         except OSError as error:
             raise LoadError(f"{self.path}: cannot read {name}: {error.strerror or error}") from None
+
+    def identity(self, name: str) -> str:
+        return str(self._file(name).resolve())
 
 
 def _member_name(name: str) -> str:
@@ -251,6 +258,9 @@ class _Tar(_Files):
         self.contents: Dict[str, bytes] = {}  # compressed tars: every regular file, read in one pass
         try:
             self.tar = tarfile.open(path, "r|*" if compressed else "r:")
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+            raise LoadError(f"{path}: neither a directory nor a readable tar archive ({error})") from None
+        try:
             for member in self.tar:
                 name = _member_name(member.name)
                 self.members[name] = member  # a later member replaces an earlier one, as on extraction
@@ -259,7 +269,8 @@ class _Tar(_Files):
                     assert extracted is not None
                     self.contents[name] = extracted.read()
         except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
-            raise LoadError(f"{path}: neither a directory nor a readable tar archive ({error})") from None
+            self.tar.close()
+            raise LoadError(f"{path}: a damaged tar archive ({error})") from None
 
     def _resolve(self, name: str) -> Optional[Tuple[str, tarfile.TarInfo]]:
         for _ in range(MAX_DEPTH):
@@ -276,6 +287,10 @@ class _Tar(_Files):
 
     def exists(self, name: str) -> bool:
         return self._resolve(name) is not None
+
+    def identity(self, name: str) -> str:
+        resolved = self._resolve(name)
+        return resolved[0] if resolved else name
 
     def read(self, name: str) -> Optional[bytes]:
         resolved = self._resolve(name)
@@ -323,6 +338,16 @@ class _Plan:
         return self.manifests[-1]
 
 
+@dataclass(frozen=True)
+class _Layer:
+    """A docker save layer tar."""
+
+    data: bytes
+    digest: str  # sha256, of the bytes as they are
+    media_type: str
+    diff_id: str  # of the uncompressed tar
+
+
 @dataclass
 class _Candidate:
     """An image the source holds, before it is read: its names, and how to read it."""
@@ -338,6 +363,7 @@ class _Reader:
         self.files = files
         self.path = files.path
         self.verified: Dict[str, bytes] = {}  # blobs read so far, by digest: each is read once
+        self.layers: Dict[str, _Layer] = {}  # docker save layer tars read so far, by identity
 
     def fail(self, message: str) -> LoadError:
         return LoadError(f"{self.path}: {message}")
@@ -540,16 +566,14 @@ class _Reader:
         layer_sources = entry.get("LayerSources")
         sources: Dict[str, Any] = layer_sources if isinstance(layer_sources, dict) else {}
         descriptors = []
-        for i, (layer, diff_id) in enumerate(zip(layers, diff_ids)):
+        for i, (layer_name, diff_id) in enumerate(zip(layers, diff_ids)):
             foreign = sources.get(diff_id) if isinstance(diff_id, str) else None
             if isinstance(foreign, dict) and foreign.get("urls"):
                 descriptors.append(self.descriptor(foreign, f"{where}.LayerSources[{diff_id}]"))
                 continue
-            name = self.archive_name(layer, f"{where}.Layers[{i}]")
-            data, media_type = self.layer(name, diff_id, f"layer {i} of {where}")
-            digest = digest_of(data)
-            plan.blobs[digest] = data
-            descriptors.append({"mediaType": media_type, "size": len(data), "digest": digest})
+            layer = self.layer(self.archive_name(layer_name, f"{where}.Layers[{i}]"), diff_id, f"layer {i} of {where}")
+            plan.blobs[layer.digest] = layer.data
+            descriptors.append({"mediaType": layer.media_type, "size": len(layer.data), "digest": layer.digest})
         plan.blobs[config_digest] = config
         manifest = {
             "schemaVersion": 2,
@@ -561,23 +585,31 @@ class _Reader:
         plan.manifests.append(_Manifest(digest_of(data), data, DOCKER_MANIFEST))
         return plan
 
-    def layer(self, name: str, diff_id: Any, what: str) -> Tuple[bytes, str]:
-        """A layer tar, checked against its diff ID (the digest of the uncompressed tar) and its media type."""
-        data = self.files.read(name)
-        if data is None:
-            raise self.fail(f"{name} is missing: it is {what}")
+    def layer(self, name: str, diff_id: Any, what: str) -> _Layer:
+        """A layer tar, checked against its diff ID (the digest of the uncompressed tar)."""
         if not isinstance(diff_id, str) or ":" not in diff_id or diff_id.split(":")[0] not in DIGEST_ALGORITHMS:
             raise self.fail(f"the config gives {what} the invalid diff ID {diff_id!r}")
         algorithm = diff_id.split(":")[0]
-        if data.startswith(b"\x1f\x8b"):  # docker load accepts gzip layers too
-            media_type, actual = DOCKER_LAYER_GZIP, _gunzipped_digest(data, algorithm, self.fail, name)
-        else:
-            media_type, actual = DOCKER_LAYER, digest_of(data, algorithm)
-        if actual != diff_id:
+        identity = self.files.identity(name)
+        layer = self.layers.get(identity)  # images of one archive often share layers: each is read once
+        if layer is None or not layer.diff_id.startswith(f"{algorithm}:"):
+            data = self.files.read(name)
+            if data is None:
+                raise self.fail(f"{name} is missing: it is {what}")
+            digest = digest_of(data)
+            if data.startswith(b"\x1f\x8b"):  # docker load takes gzip layer tars too
+                layer = _Layer(data, digest, DOCKER_LAYER_GZIP, _gunzipped_digest(data, algorithm, self.fail, name))
+            else:
+                layer = _Layer(
+                    data, digest, DOCKER_LAYER, digest if algorithm == "sha256" else digest_of(data, algorithm)
+                )
+            self.layers[identity] = layer
+        if layer.diff_id != diff_id:
             raise self.fail(
-                f"{name} is corrupt: its tar has digest {actual}, but the config's diff ID for {what} is {diff_id}"
+                f"{name} is corrupt: its tar has digest {layer.diff_id}, "
+                f"but the config's diff ID for {what} is {diff_id}"
             )
-        return data, media_type
+        return layer
 
 
 def _bind(method: Callable[[Dict[str, Any], str], _Plan], argument: Dict[str, Any], what: str) -> Callable[[], _Plan]:
@@ -707,8 +739,8 @@ def _targets(
             other = owners.setdefault(pair, candidate)
             if other is not candidate and pair[1] is not None:
                 raise LoadError(
-                    f"{path}: images {other.label} and {candidate.label} would both be {pair[0]}:{pair[1]}: "
-                    f"select one with {path}:REF"
+                    f"{path}: two images would both be {pair[0]}:{pair[1]}: {other.label} ({other.key}) and "
+                    f"{candidate.label} ({candidate.key}); select one with {path}:REF (REF a name or @digest)"
                 )
     return result
 

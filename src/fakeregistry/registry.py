@@ -31,9 +31,13 @@ from .routing import Route, match_route
 from .store import Store
 
 if TYPE_CHECKING:
+    import os
+
     import httpx
     import requests_mock
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+    from .loading import Loaded
 
 log = logging.getLogger("fakeregistry")
 
@@ -313,6 +317,17 @@ class FakeRegistry:
         )
         digest = self.put_manifest(name, tag or digest_of(manifest), manifest)
         return Image(name, tag, digest, manifest, config_digest, tuple(layer_digests))
+
+    def load(self, source: Union[str, "os.PathLike[str]"], destination: Optional[str] = None) -> List["Loaded"]:
+        """Push the images of an OCI image layout (a directory or a tar) or a ``docker save`` archive.
+
+        ``source`` may be ``PATH:REF`` to pick one image; ``destination`` is ``REPO:TAG``, ``REPO``
+        (the images' own tags) or None (their own names). Returns a ``Loaded`` per tag. Raises
+        ``LoadError`` (a ``ValueError``) naming the path and the problem; then nothing is stored.
+        """
+        from .loading import load
+
+        return load(self, source, destination)
 
     def reset(self) -> None:
         """Empty the registry: content, upload sessions, the journal and the faults."""
