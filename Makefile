@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test os-tools bench clean
+.PHONY: serve test os-tools bench bench-server clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: $(VENV)/.installed-test os-tools
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_core.py
+
+# Which HTTP server serves the socket: werkzeug, cheroot, waitress and fakeregistry's own, side by side.
+bench-server: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet waitress  # a candidate it compares, not a dependency
+	$(BIN)/python benchmarks/bench_server.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .errors import BlobUnknown, InternalError, ManifestUnknown, NameUnknown, RegistryError, UploadUnknown
     from .images import Image
     from .journal import Journal, RequestRecord
-    from .loading import LoadError, Loaded
+    from .loading import Loaded, LoadError
     from .registry import FakeRegistry
     from .server import RegistryServer, serve
 

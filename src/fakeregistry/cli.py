@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -19,6 +20,7 @@ examples:
   fakeregistry serve --auth basic --user alice:secret
   fakeregistry serve --auth token --user alice:secret --access 'alice:team/*=pull' --anonymous-pull 'public/*'
   fakeregistry serve --fault 'blob-upload-chunk:PATCH:416:times=1' --fault 'blob:GET:delay=0.5:times=none'
+  fakeregistry serve --tls --tls-dir ./certs    # HTTPS; trust ./certs/ca.crt (skopeo --cert-dir ./certs)
   fakeregistry serve --load ./layout:v1=team/app:v1 --load alpine.tar
 """
 
@@ -28,14 +30,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve",
-        help="serve an in-memory registry over HTTP until Ctrl-C or SIGTERM",
-        description="Serve an in-memory registry over HTTP until Ctrl-C or SIGTERM. "
-        "The first line printed names the URL.",
+        help="serve an in-memory registry over HTTP (or HTTPS) until Ctrl-C or SIGTERM",
+        description="Serve an in-memory registry over HTTP (or HTTPS, with --tls) until Ctrl-C or SIGTERM. "
+        "The first line printed names the URL; with --tls, the second names the CA certificate to trust.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     serve.add_argument("--port", type=int, default=5000, help="port; 0 picks a free one (default: %(default)s)")
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS, with a throwaway CA and a certificate it signs for localhost, 127.0.0.1, ::1 and --host "
+        "(needs the cryptography package: pip install 'fakeregistry[tls]')",
+    )
+    serve.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        help="with --tls (implied): keep the certificates in DIR (ca.crt, server.crt, private/server.key) "
+        "and reuse them while they cover the host, so clients keep trusting them; default: a temporary directory",
+    )
     serve.add_argument(
         "--no-delete", dest="delete_enabled", action="store_false", help="answer DELETE with 405 UNSUPPORTED"
     )
@@ -135,8 +149,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     registry = registry_from(args, parser)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    with RegistryServer(registry, args.host, args.port) as server:
+    tls = args.tls_dir or args.tls
+    try:
+        server = RegistryServer(registry, args.host, args.port, tls=tls)
+    except ImportError as error:  # --tls without the cryptography package
+        parser.error(str(error))
+    with server:
         print(f"fakeregistry serving {server.url}", flush=True)
+        if server.ca_file is not None:
+            print(f"fakeregistry CA certificate {server.ca_file}", flush=True)
+            print(
+                f"  trust it: curl --cacert {server.ca_file}; skopeo --cert-dir {os.path.dirname(server.ca_file)}; "
+                f"docker: copy it to /etc/docker/certs.d/{server.host}/ca.crt",
+                file=sys.stderr,
+                flush=True,
+            )
         try:
             while not stop.wait(0.5):
                 pass

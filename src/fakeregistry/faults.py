@@ -235,7 +235,10 @@ class FaultList:
 
 
 def drop_connection(environ: "WSGIEnvironment") -> None:
-    """On werkzeug's server, shut the socket, so the client sees the connection end at once."""
+    """On a socket server, shut the socket, so the client sees the connection end at once.
+
+    fakeregistry's server, like werkzeug's, puts it in ``environ["werkzeug.socket"]``; in-process there is none.
+    """
     connection = environ.get("werkzeug.socket")
     if connection is not None:
         try:
