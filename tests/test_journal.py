@@ -121,3 +121,17 @@ def test_records_serialise_to_json(registry, client):
     record = json.loads(json.dumps(registry.requests[0].as_json()))
     assert record["route"] == "base" and record["status"] == 200
     assert record["headers"]["User-Agent"] == "test"
+
+
+def test_journal_limit_keeps_the_latest_records():
+    from werkzeug.test import Client
+
+    from fakeregistry import FakeRegistry
+
+    registry = FakeRegistry(journal_limit=10)
+    client = Client(registry)
+    for number in range(25):
+        client.get(f"/v2/repo{number}/tags/list")
+    assert 10 <= len(registry.requests) <= 11
+    assert registry.requests[-1].repository == "repo24"
+    assert registry.requests[0].repository == f"repo{25 - len(registry.requests)}"

@@ -149,7 +149,7 @@ class RegistryAPI:
         return empty_response(201, headers)
 
     def delete_manifest(self, request: Request, name: str, reference: str) -> Response:
-        self.check_delete_enabled()
+        self.check_delete_enabled("GET, HEAD, PUT")
         check_reference(reference)
         self.store.delete_manifest(name, reference)
         return empty_response(202)
@@ -191,7 +191,7 @@ class RegistryAPI:
         return self.get_blob(request, name, digest)
 
     def delete_blob(self, request: Request, name: str, digest: str) -> Response:
-        self.check_delete_enabled()
+        self.check_delete_enabled("GET, HEAD")
         check_digest(digest)
         self.store.delete_blob(name, digest)
         return empty_response(202)
@@ -271,9 +271,14 @@ class RegistryAPI:
         headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else None
         return json_response(index, content_type=OCI_INDEX, headers=headers)
 
-    def check_delete_enabled(self) -> None:
+    def check_delete_enabled(self, allowed: str) -> None:
+        """``allowed``: the route's methods but DELETE, for the 405's Allow header."""
         if not self.delete_enabled:
-            raise RegistryError("UNSUPPORTED", "deletion is disabled on this registry (delete_enabled=False)")
+            raise RegistryError(
+                "UNSUPPORTED",
+                "deletion is disabled on this registry (delete_enabled=False)",
+                headers={"Allow": allowed},
+            )
 
 
 # answers

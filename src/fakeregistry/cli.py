@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="put the token realm on another host name of this server (localhost for 127.0.0.1)",
     )
     serve.add_argument(
+        "--journal-limit",
+        type=int,
+        default=10000,
+        metavar="N",
+        help="keep the latest N requests in the journal (default: %(default)s; 0: no limit)",
+    )
+    serve.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -115,6 +122,7 @@ def registry_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         anonymous_pull=args.anonymous_pull,
         token_expires_in=args.token_expires_in,
         separate_token_host=args.separate_token_host,
+        journal_limit=args.journal_limit or None,
     )
     try:
         registry = FakeRegistry(**options)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Dict
 
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .api import empty_response, error_response, json_response, read_limited
 from .errors import RegistryError
 from .faults import OPTION_NAMES
+from .openapi import openapi_text
 
 if TYPE_CHECKING:
     from .registry import FakeRegistry
@@ -30,6 +31,7 @@ CONTROL_MAP = Map(
         Rule("/_fakeregistry/faults/<fault_id>", endpoint="fault", methods=["DELETE"]),
         Rule("/_fakeregistry/requests", endpoint="requests", methods=["GET"]),
         Rule("/_fakeregistry/reset", endpoint="reset", methods=["POST"]),
+        Rule("/_fakeregistry/openapi.json", endpoint="openapi", methods=["GET"]),
     ],
     strict_slashes=False,
 )
@@ -45,6 +47,10 @@ class ControlAPI:
             return self.handle(request, endpoint, **args)
         except RegistryError as error:
             return error_response(error)
+        except MethodNotAllowed as error:
+            allowed = ", ".join(sorted(error.valid_methods or ()))
+            message = f"{request.method} is not allowed on {request.path}; allowed: {allowed}"
+            return error_response(RegistryError("UNSUPPORTED", message, headers={"Allow": allowed}))
         except HTTPException as error:
             return error_response(RegistryError("UNSUPPORTED", error.description, status=error.code or 400))
 
@@ -67,6 +73,8 @@ class ControlAPI:
             return empty_response(204)
         if endpoint == "requests":
             return json_response([record.as_json() for record in registry.requests])
+        if endpoint == "openapi":
+            return Response(openapi_text(), content_type="application/json")
         registry.reset()
         return empty_response(204)
 

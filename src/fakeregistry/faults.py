@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import math
 import random
 import socket
 import threading
@@ -160,13 +161,29 @@ OPTION_NAMES = tuple(f.name for f in fields(Fault) if f.init and f.name not in (
 
 def check_fault(fault: Fault) -> None:
     """Reject options that cannot work, with a message that says why."""
+    methods = [fault.method] if isinstance(fault.method, str) else fault.method
+    if methods is not None and (
+        not isinstance(methods, (list, tuple)) or not all(isinstance(m, str) and m.isalpha() for m in methods)
+    ):
+        raise ValueError(f"method must be an HTTP method or a list of them, not {fault.method!r}")
+    for name in ("route", "repository", "reference", "error", "message"):
+        value = getattr(fault, name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, not {value!r}")
+    for name in ("drop_upload", "redirect", "disconnect", "corrupt"):
+        if not isinstance(getattr(fault, name), bool):
+            raise ValueError(f"{name} must be true or false, not {getattr(fault, name)!r}")
+    if not isinstance(fault.seed, int) or isinstance(fault.seed, bool):
+        raise ValueError(f"seed must be an integer, not {fault.seed!r}")
+    if fault.after is None:
+        raise ValueError("after must be a non-negative integer, not None")
     if fault.route != "*" and fault.route not in ROUTE_NAMES:
         raise ValueError(f"unknown route {fault.route!r}; use one of {', '.join(ROUTE_NAMES)} or '*'")
     if fault.error is not None and fault.error not in ERROR_CODES:
         raise ValueError(f"unknown error code {fault.error!r}; use one of {', '.join(ERROR_CODES)}")
     if fault.status is not None and (not isinstance(fault.status, int) or not 400 <= fault.status <= 599):
         raise ValueError(f"status must be a 4xx or 5xx, not {fault.status}")
-    if fault.auth_challenge not in (False, True, *AUTH_SCHEMES):
+    if not isinstance(fault.auth_challenge, bool) and fault.auth_challenge not in AUTH_SCHEMES:
         raise ValueError(f"auth_challenge takes True, 'bearer' or 'basic', not {fault.auth_challenge!r}")
     for name in ("times", "after", "every", "truncate"):
         value = getattr(fault, name)
@@ -297,13 +314,13 @@ def fault_error(fault: Fault, request: "Request", route: Route, store: Store, au
     assert code is not None
     status = 401 if fault.auth_challenge else fault.status or ERROR_CODES[code][0]
     headers: Dict[str, str] = {}
-    if fault.auth_challenge and auth.mode is not None:
+    if status == 401 and auth.mode is not None:
         headers["WWW-Authenticate"] = auth.challenge(request, route)  # the one the registry really uses
-    elif fault.auth_challenge:
+    elif status == 401:  # a 401 always carries a challenge (RFC 9110)
         scheme = fault.auth_challenge if isinstance(fault.auth_challenge, str) else "bearer"
         headers["WWW-Authenticate"] = challenge(scheme, request, route)
     if fault.retry_after is not None:
-        headers["Retry-After"] = f"{fault.retry_after:g}"
+        headers["Retry-After"] = str(math.ceil(fault.retry_after))  # delay-seconds: a whole number (RFC 9110)
     upload = store.uploads.get(route.args.get("upload_id", ""))
     if upload is not None and status == 416:
         # Where the client can resume.

@@ -62,7 +62,19 @@ class RequestRecord:
 
 
 class Journal(List[RequestRecord]):
-    """``reg.requests``: the records in arrival order, with filters and assertions."""
+    """``reg.requests``: the records in arrival order, with filters and assertions.
+
+    With a ``limit``, only the latest records are kept (a long-running server's memory stays bounded).
+    """
+
+    def __init__(self, limit: Optional[int] = None) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def record(self, record: RequestRecord) -> None:
+        self.append(record)
+        if self.limit is not None and len(self) > self.limit + self.limit // 10:
+            del self[: len(self) - self.limit]  # in batches, so trimming stays cheap per request
 
     def filter(
         self,

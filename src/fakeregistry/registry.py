@@ -71,6 +71,7 @@ class FakeRegistry:
         max_blob_size: Optional[int] = DEFAULT_MAX_BLOB_SIZE,
         max_manifest_size: int = MAX_MANIFEST_SIZE,
         max_upload_sessions: Optional[int] = DEFAULT_MAX_UPLOAD_SESSIONS,
+        journal_limit: Optional[int] = None,
     ) -> None:
         """
         ``auth``: None (open), ``"basic"``, or ``"token"`` (the registry serves its own token endpoint
@@ -83,7 +84,8 @@ class FakeRegistry:
         Limits, so that no client can make memory grow without bound (None: no limit):
         ``max_blob_size`` bytes per upload (default 4 GiB; over it, 413 SIZE_INVALID),
         ``max_manifest_size`` (default 4 MiB, as the spec suggests; 413 SIZE_INVALID),
-        ``max_upload_sessions`` open at once (default 1000; more answer 429 TOOMANYREQUESTS).
+        ``max_upload_sessions`` open at once (default 1000; more answer 429 TOOMANYREQUESTS),
+        ``journal_limit`` records kept in ``requests`` (default: all; the oldest go first).
         """
         self.host = host  # where in-process clients reach it: requests to http(s)://<host>
         self.store = Store()
@@ -104,7 +106,7 @@ class FakeRegistry:
             clock=clock,
             separate_token_host=separate_token_host,
         )
-        self.requests = Journal()
+        self.requests = Journal(journal_limit)
         self.faults = FaultList()
         self.control = ControlAPI(self)
         self.internal_errors: List[BaseException] = []
@@ -138,12 +140,13 @@ class FakeRegistry:
             route.args.get("upload_id"),
             Headers(request.headers),
         )
-        self.requests.append(record)
+        self.requests.record(record)
         environ["wsgi.input"] = CountingInput(environ["wsgi.input"], record)
-        fault = self.faults.take(route, request)
-        if fault is not None:
-            record.fault = fault.id
+        fault = None
         try:
+            fault = self.faults.take(route, request)
+            if fault is not None:
+                record.fault = fault.id
             response = self._answer(request, route, record, fault)
         except RegistryError as error:
             response = error_response(error)
