@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import Headers, MultiDict
 
-CRITERIA = ("route", "method", "repository", "reference", "status", "error")
+CRITERIA = ("route", "method", "repository", "reference", "status", "error", "fault", "user")
 
 
 @dataclass
@@ -84,10 +84,12 @@ class Journal(List[RequestRecord]):
         reference: Optional[str] = None,
         status: Optional[int] = None,
         error: Optional[str] = None,
+        fault: Optional[str] = None,
+        user: Optional[str] = None,
     ) -> List[RequestRecord]:
         """The records matching every criterion given (None matches anything)."""
         criteria: Dict[str, Any] = dict(route=route, method=method, repository=repository, reference=reference)
-        criteria.update(status=status, error=error)
+        criteria.update(status=status, error=error, fault=fault, user=user)
         return [record for record in list(self) if record.matches(**criteria)]
 
     def assert_called(self, times: Optional[int] = None, **criteria: Any) -> List[RequestRecord]:
