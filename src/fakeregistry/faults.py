@@ -321,7 +321,7 @@ def fault_error(fault: Fault, request: "Request", route: Route, store: Store, au
         headers["WWW-Authenticate"] = challenge(scheme, request, route)
     if fault.retry_after is not None:
         headers["Retry-After"] = str(math.ceil(fault.retry_after))  # delay-seconds: a whole number (RFC 9110)
-    upload = store.uploads.get(route.args.get("upload_id", ""))
+    upload = store.find_upload(route.repository, route.args.get("upload_id"))
     if upload is not None and status == 416:
         # Where the client can resume.
         headers["Range"] = upload.range_header()

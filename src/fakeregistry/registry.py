@@ -175,8 +175,10 @@ class FakeRegistry:
                 time.sleep(fault.delay)
             if fault.disconnect:
                 raise DropConnection("fakeregistry fault: connection closed without an answer")
-            if fault.drop_upload and "upload_id" in route.args:
-                self.store.uploads.pop(route.args["upload_id"], None)
+            if fault.drop_upload:
+                upload = self.store.find_upload(route.repository, route.args.get("upload_id"))
+                if upload is not None:
+                    self.store.cancel_upload(upload)
             if fault.error_code(route) is not None:
                 raise fault_error(fault, request, route, self.store, self.auth)
         if route.name == "token":

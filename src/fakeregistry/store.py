@@ -130,11 +130,16 @@ class Store:
         return upload
 
     def upload(self, name: str, upload_id: str) -> Upload:
-        with self.lock:
-            upload = self.uploads.get(upload_id)
-        if upload is None or upload.name != name:
+        upload = self.find_upload(name, upload_id)
+        if upload is None:
             raise UploadUnknown(name, upload_id)
         return upload
+
+    def find_upload(self, name: Optional[str], upload_id: Optional[str]) -> Optional[Upload]:
+        """The session ``upload_id`` of repository ``name``, or None."""
+        with self.lock:
+            upload = self.uploads.get(upload_id or "")
+        return upload if upload is not None and upload.name == name else None
 
     def cancel_upload(self, upload: Upload) -> None:
         with self.lock:
