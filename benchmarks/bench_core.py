@@ -34,6 +34,7 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
     import fakeregistry
 
+from benchlib import cpu_name, verdict
 from werkzeug.test import Client, EnvironBuilder
 
 from fakeregistry import FakeRegistry
@@ -399,21 +400,6 @@ def bench_rss(size: int, chunk_size: int) -> Dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def report(

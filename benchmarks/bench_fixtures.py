@@ -67,6 +67,8 @@ import tracemalloc
 from importlib import metadata
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from benchlib import cpu_name, verdict
+
 try:
     import fakeregistry
 except ImportError:  # run from a checkout without installing
@@ -438,21 +440,6 @@ def bench_memory(size: int) -> Dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def report(

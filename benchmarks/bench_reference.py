@@ -41,6 +41,8 @@ from importlib import metadata
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
+from benchlib import cpu_name
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "..", "src")
 
@@ -758,17 +760,6 @@ def run(args: argparse.Namespace) -> Tuple[List[Server], Dict[str, Dict[str, Any
 
 
 # --------------------------------------------------------------------------- report
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def registry_version(binary: str) -> str:

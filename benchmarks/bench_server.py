@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
+from benchlib import cpu_name
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 try:
@@ -491,17 +492,6 @@ def available(name: str) -> bool:
         return True
     except ImportError:
         return False
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def describe(name: str) -> str:
