@@ -25,7 +25,7 @@ import sys
 import time
 import tracemalloc
 from importlib import metadata
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional
 from urllib.parse import urlsplit
 
 try:
@@ -34,7 +34,7 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
     import fakeregistry
 
-from benchlib import cpu_name, verdict
+from benchlib import StartResponse, cpu_name, verdict
 from werkzeug.test import Client, EnvironBuilder
 
 from fakeregistry import FakeRegistry
@@ -56,32 +56,6 @@ Environ = Dict[str, Any]
 
 
 # --------------------------------------------------------------------------- WSGI plumbing
-
-
-class StartResponse:
-    """A minimal ``start_response`` that remembers the status and headers."""
-
-    __slots__ = ("status", "headers")
-
-    def __init__(self) -> None:
-        self.status = ""
-        self.headers: List[Tuple[str, str]] = []
-
-    def __call__(self, status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-        self.status = status
-        self.headers = headers
-        return _write
-
-    def header(self, name: str) -> Optional[str]:
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
-
-
-def _write(data: bytes) -> None:  # the legacy write() callable; fakeregistry never uses it
-    raise AssertionError("unexpected write() call")
 
 
 def build_environ(

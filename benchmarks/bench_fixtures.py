@@ -67,7 +67,7 @@ import tracemalloc
 from importlib import metadata
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from benchlib import cpu_name, verdict
+from benchlib import StartResponse, cpu_name, verdict
 
 try:
     import fakeregistry
@@ -264,18 +264,6 @@ def sample(run_one: Callable[[], None], seconds: float, reset: Callable[[], None
 def quantile(values: List[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-class StartResponse:
-    __slots__ = ("status", "headers")
-
-    def __init__(self) -> None:
-        self.status = ""
-        self.headers: List[Tuple[str, str]] = []
-
-    def __call__(self, status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-        self.status, self.headers = status, headers
-        return lambda data: None
 
 
 def bench_latency(seconds: float) -> Dict[str, Any]:

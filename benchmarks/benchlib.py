@@ -1,8 +1,9 @@
-"""What the benchmark scripts share: naming the machine, and the PASS/FAIL verdicts."""
+"""What the benchmark scripts share: naming the machine, PASS/FAIL verdicts, a WSGI start_response."""
 
 from __future__ import annotations
 
 import platform
+from typing import Any, Callable, List, Optional, Tuple
 
 
 def cpu_name() -> str:
@@ -18,3 +19,29 @@ def cpu_name() -> str:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+class StartResponse:
+    """A minimal WSGI ``start_response`` that remembers the status and headers."""
+
+    __slots__ = ("status", "headers")
+
+    def __init__(self) -> None:
+        self.status = ""
+        self.headers: List[Tuple[str, str]] = []
+
+    def __call__(self, status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        self.status = status
+        self.headers = headers
+        return _write
+
+    def header(self, name: str) -> Optional[str]:
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+
+def _write(data: bytes) -> None:  # the legacy write() callable; fakeregistry never uses it
+    raise AssertionError("unexpected write() call")
