@@ -34,7 +34,7 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
     import fakeregistry
 
-from benchlib import StartResponse, cpu_name, verdict
+from benchlib import StartResponse, call_and_drain, cpu_name, verdict
 from werkzeug.test import Client, EnvironBuilder
 
 from fakeregistry import FakeRegistry
@@ -211,12 +211,7 @@ def bench_small_requests(seconds: float) -> Dict[str, Any]:
     start_response = StartResponse()
 
     def direct() -> None:
-        body = registry(template.copy(), start_response)  # a fresh copy: the app writes into environ
-        for _ in body:
-            pass
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
+        call_and_drain(registry, template, start_response)
 
     direct()
     if not start_response.status.startswith("200"):

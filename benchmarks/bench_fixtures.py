@@ -67,7 +67,7 @@ import tracemalloc
 from importlib import metadata
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from benchlib import StartResponse, cpu_name, verdict
+from benchlib import StartResponse, call_and_drain, cpu_name, verdict
 
 try:
     import fakeregistry
@@ -321,12 +321,7 @@ def bench_latency(seconds: float) -> Dict[str, Any]:
     start_response = StartResponse()
 
     def direct() -> None:
-        body = registry(template.copy(), start_response)
-        for _ in body:
-            pass
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
+        call_and_drain(registry, template, start_response)
 
     direct()
     if not start_response.status.startswith("200"):

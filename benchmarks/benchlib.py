@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 
 def cpu_name() -> str:
@@ -45,3 +45,13 @@ class StartResponse:
 
 def _write(data: bytes) -> None:  # the legacy write() callable; fakeregistry never uses it
     raise AssertionError("unexpected write() call")
+
+
+def call_and_drain(app: Callable[..., Iterable[bytes]], environ: Dict[str, Any], start_response: StartResponse) -> None:
+    """Call a WSGI app with a fresh copy of ``environ`` (the app writes into it), read the body, close it."""
+    body = app(environ.copy(), start_response)
+    for _ in body:
+        pass
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
